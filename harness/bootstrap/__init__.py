@@ -1,0 +1,63 @@
+"""Bootstrappers turn a Node into a Cluster (kubetest2's deployer `Up`), and say which
+binaries they put on the node, so the binaries suite knows what to check.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InfraError
+from ..matrix import BOOTSTRAPPERS, Cell
+
+_IMPLEMENTATIONS = {
+    "none": "harness.bootstrap.none:NoBootstrapper",
+}
+
+# Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
+KNOWN_BINARIES = ("sh", "kubectl", "kubelet", "kubeadm", "kube-proxy", "containerd", "runc", "crictl", "k3s")
+
+
+@dataclass(frozen=True)
+class Binary:
+    """What a bootstrapper promises about one binary on the node."""
+
+    name: str
+    required: bool = True  # absent -> failure (else: checked only when present)
+    version: str | None = None  # expected in `--version` output, e.g. "v1.32" or "1.6.20"
+    version_args: tuple[str, ...] = ("--version",)
+    go: bool = False  # a Go program: check build info against the release
+    static: bool | None = None  # None: either is fine
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    context: str | None = None
+
+    def api(self):
+        """A CoreV1Api from the official client, for a real cluster's kubeconfig."""
+        from kubernetes import client, config
+
+        return client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig), context=self.context))
+
+
+class Bootstrapper:
+    name = "base"
+
+    def binaries(self, cell: Cell) -> list[Binary]:
+        return []
+
+    def install(self, node, cell: Cell) -> Cluster | None:
+        """Bring the cluster up on the node; None when this bootstrapper makes no cluster."""
+        return None
+
+
+def get(name: str) -> Bootstrapper:
+    assert name in BOOTSTRAPPERS, name
+    spec = _IMPLEMENTATIONS.get(name)
+    if spec is None:
+        raise InfraError(f"bootstrapper '{name}' is not available in this version of archmatrix "
+                         f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,65 @@
+"""`archmatrix` command line. Every subcommand turns a UserError into one line on stderr and exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import matrix
+from .errors import UserError
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--matrix", default=None, metavar="FILE", help="matrix file (default: ./matrix.yaml)")
+    for axis, flag in (("arch", "--arch"), ("distro", "--distro"), ("kubernetes", "--k8s"),
+                       ("bootstrapper", "--bootstrapper"), ("provider", "--provider")):
+        p.add_argument(flag, dest=axis, action="append", default=[], metavar="NAME[,NAME...]",
+                       help=f"only cells with this {axis} (repeatable, comma-separated, aliases accepted)")
+    p.add_argument("--cell", action="append", default=[], metavar="ID[,ID...]", help="only these cells")
+    p.add_argument("--shard", metavar="K/N", help="the K-th of N deterministic slices")
+
+
+def _cells(args) -> list[matrix.Cell]:
+    path = args.matrix or matrix.default_matrix()
+    return matrix.cells_for(path, args.shard, args.cell,
+                            **{a: getattr(args, a) for a in matrix.AXES})
+
+
+def cmd_list(args) -> int:
+    cells = _cells(args)
+    if args.json:
+        json.dump([{"id": c.id, **c.axes(), "unsupported": c.unsupported} for c in cells], sys.stdout, indent=1)
+        print()
+    else:
+        for c in cells:
+            print(c.id + (f"  (unsupported: {c.unsupported})" if c.unsupported else ""))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="archmatrix",
+        description="Does Kubernetes really work on each arch, distro and release? "
+                    "Run the suites with `nox -s matrix -- [filters]`; this command inspects and manages.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ls = sub.add_parser("list", help="print the cells the pytest plugin would collect, one per line")
+    _filters(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON records instead of ids")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"archmatrix: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("archmatrix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

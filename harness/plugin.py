@@ -1,0 +1,162 @@
+"""The pytest plugin: matrix options, one parametrization per cell, xdist grouping, fixtures
+and the outcome model (error = infrastructure, failed = product, skipped = unsupported).
+
+Any test that uses the `cell`, `node`, `host` or `cluster` fixture runs once per selected
+cell; its id carries the cell id, which is also what `--cell` takes.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from . import matrix
+from .errors import InfraError, UserError
+
+CELLS = pytest.StashKey[list]()
+_AXIS_OPTIONS = (("arch", "--arch"), ("distro", "--distro"), ("kubernetes", "--k8s"),
+                 ("bootstrapper", "--bootstrapper"), ("provider", "--provider"))
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("archmatrix", "archmatrix: run suites over the cells of matrix.yaml")
+    g.addoption("--matrix", metavar="FILE", help="matrix file (default: matrix.yaml in the rootdir)")
+    for axis, flag in _AXIS_OPTIONS:
+        g.addoption(flag, dest=f"am_{axis}", action="append", default=[], metavar="NAME[,NAME...]",
+                    help=f"only cells with this {axis} (repeatable, comma-separated, aliases accepted)")
+    g.addoption("--cell", dest="am_cell", action="append", default=[], metavar="ID[,ID...]",
+                help="only these cells, by id (see `archmatrix list`)")
+    g.addoption("--shard", dest="am_shard", metavar="K/N",
+                help="run the K-th of N deterministic slices of the selected cells (for CI matrices)")
+    g.addoption("--reports-dir", dest="am_reports", default="reports", metavar="DIR",
+                help="where node artifacts (serial logs, commands) go (default: reports)")
+    g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
+                help="use this existing cluster instead of bootstrapping one")
+
+
+def _selected(config) -> list[matrix.Cell] | None:
+    path = config.getoption("matrix")
+    if path is None:
+        path = matrix.default_matrix(config.rootpath)
+        if not path.is_file():
+            return None
+    filters = {axis: config.getoption(f"am_{axis}") for axis, _ in _AXIS_OPTIONS}
+    return matrix.cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"), **filters)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # one worker owns one node: with -n, distribute by the cell's xdist group
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+        config.option.dist = "loadgroup"
+
+
+def pytest_configure(config):
+    try:
+        config.stash[CELLS] = _selected(config)
+    except UserError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_generate_tests(metafunc):
+    if "cell" not in metafunc.fixturenames:
+        return
+    cells = metafunc.config.stash.get(CELLS, None)
+    if cells is None:
+        raise pytest.UsageError("no matrix: give --matrix FILE or put a matrix.yaml in the rootdir")
+    params = []
+    for c in cells:
+        marks = [pytest.mark.xdist_group(c.id)]
+        if c.unsupported:
+            marks.append(pytest.mark.skip(reason=f"unsupported: {c.unsupported}"))
+        params.append(pytest.param(c, id=c.id, marks=marks))
+    # session scope: pytest orders tests by cell, so each node is set up once and torn down
+    # before the next cell's node starts
+    metafunc.parametrize("cell", params, scope="session")
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+
+def progress(config, cell, message: str) -> None:
+    """A progress line for long steps; visible with or without -n (workers write to stderr)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = f"[archmatrix {time.strftime('%H:%M:%S')}] {cell.id}: {message}"
+    if reporter is not None and not hasattr(config, "workerinput"):
+        reporter.write_line(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def node(cell, request):
+    """The cell's node, provisioned once per cell; infrastructure failures are retried once."""
+    from . import providers
+
+    out = Path(request.config.getoption("am_reports")) / "artifacts" / cell.id
+    provider = providers.get(cell.provider)
+    progress(request.config, cell, f"provisioning with {cell.provider}")
+    try:
+        n = provider.provision(cell, out)
+    except InfraError as e:
+        if not e.retryable:
+            raise
+        progress(request.config, cell, f"infrastructure error, retrying once: {e}")
+        n = provider.provision(cell, out)
+    progress(request.config, cell, f"node ready ({n.facts.get('provision_seconds')} s)")
+    try:
+        yield n
+    finally:
+        n.teardown()
+
+
+@pytest.fixture(scope="session")
+def host(node):
+    """The node as a testinfra Host."""
+    return node.host
+
+
+@pytest.fixture(scope="session")
+def bootstrapper(cell):
+    from . import bootstrap
+
+    return bootstrap.get(cell.bootstrapper)
+
+
+@pytest.fixture(scope="session")
+def cluster(cell, request, bootstrapper):
+    """The cell's cluster: from --kubeconfig, or brought up on the node by the bootstrapper."""
+    from .bootstrap import Cluster
+
+    given = request.config.getoption("am_kubeconfig")
+    if given:
+        return Cluster(Path(given))
+    if cell.bootstrapper == "none":
+        pytest.skip("bootstrapper none brings up no cluster (node-level suites only)")
+    result = bootstrapper.install(request.getfixturevalue("node"), cell)
+    if result is None:
+        pytest.skip(f"bootstrapper {cell.bootstrapper} brings up no API server here")
+    return result
+
+
+# ---- outcomes and properties --------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
+    if cell is None:
+        return
+    if rep.when == "setup":
+        item.user_properties.extend((f"archmatrix.{k}", v) for k, v in cell.axes().items())
+        item.user_properties.append(("archmatrix.cell", cell.id))
+    if call.excinfo is not None and call.excinfo.errisinstance(InfraError):
+        err = call.excinfo.value
+        rep.longrepr = err.report()
+        item.user_properties.extend((f"archmatrix.artifact.{k}", str(v)) for k, v in err.artifacts.items())
+    if rep.when == "call":
+        node = item.funcargs.get("node")
+        if node is not None:
+            item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())

@@ -1,0 +1,89 @@
+"""Providers turn a Cell into a Node. Each one is small: it subclasses Provider and
+overrides `start` (and `stop` when it owns something), as each pytest-testinfra
+backend overrides one method of a shared base.
+
+A provider never judges the product: it only provides a node and its facts
+(accelerator, boot seconds, engine version), or raises InfraError.
+"""
+from __future__ import annotations
+
+import importlib
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InfraError, UserError
+from ..matrix import PROVIDERS, Cell
+
+# name -> module:class, imported only when a cell uses it (paramiko/docker are slow to import)
+_IMPLEMENTATIONS = {
+    "local": "harness.providers.local:LocalProvider",
+}
+
+
+@dataclass
+class Node:
+    cell: Cell
+    url: str  # a testinfra host spec: local://, ssh://user@host:port, docker://id
+    artifacts: Path
+    facts: dict = field(default_factory=dict)  # reported as properties: accelerator, boot_seconds, ...
+    stop: Callable[[], None] | None = None
+    ssh_config: str | None = None  # testinfra ssh_config for hosts that need a pinned known_hosts
+    _host: object = None
+
+    @property
+    def host(self):
+        """The testinfra Host for this node: one connection, reused by every check."""
+        if self._host is None:
+            import testinfra
+
+            kwargs = {"ssh_config": self.ssh_config} if self.ssh_config else {}
+            self._host = testinfra.get_host(self.url, **kwargs)
+        return self._host
+
+    def run(self, command: str, *args: str):
+        """Run a command on the node (arguments are quoted). Returns testinfra's CommandResult."""
+        return self.host.run(command + "".join(" " + shlex.quote(a) for a in args))
+
+    def read_range(self, path: str, offset: int, size: int) -> bytes:
+        """`size` bytes of a file on the node from `offset`: binaries are read in pieces, not copied."""
+        out = self.run("dd status=none iflag=skip_bytes,count_bytes bs=65536 if=%s skip=%d count=%d"
+                       % (shlex.quote(path), offset, size))
+        if out.rc != 0:
+            raise InfraError(f"{self.cell.id}: reading {path} on the node failed: {out.stderr.strip()}")
+        return out.stdout_bytes
+
+    def teardown(self) -> None:
+        if self.stop is not None:
+            stop, self.stop = self.stop, None
+            stop()
+
+
+class Provider:
+    """Base: provision = start + record timing. Subclasses implement `start`."""
+
+    name = "base"
+
+    def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def provision(self, cell: Cell, artifacts: Path) -> Node:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        node = self.start(cell, artifacts)
+        node.facts.setdefault("provider", self.name)
+        node.facts.setdefault("provision_seconds", round(time.monotonic() - t0, 2))
+        return node
+
+
+def get(name: str) -> Provider:
+    if name not in PROVIDERS:
+        raise UserError(f"unknown provider '{name}'; known: {', '.join(PROVIDERS)}")
+    spec = _IMPLEMENTATIONS.get(name)
+    if spec is None:
+        raise InfraError(f"provider '{name}' is not available in this version of archmatrix "
+                         f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,69 @@
+"""Binaries the cell's bootstrapper installs: right arch, right linkage, they run, right versions."""
+import pytest
+
+from harness import facts
+from harness.bootstrap import KNOWN_BINARIES
+from harness.checks import elf
+
+_cache: dict = {}
+
+
+@pytest.fixture(params=KNOWN_BINARIES)
+def binary(request, cell, node, bootstrapper):
+    """(spec, location, headers) of one binary on the node; skips what this bootstrapper doesn't install."""
+    name = request.param
+    spec = next((b for b in bootstrapper.binaries(cell) if b.name == name), None)
+    if spec is None:
+        pytest.skip(f"bootstrapper {cell.bootstrapper} does not install {name}")
+    key = (cell.id, name)
+    if key not in _cache:
+        found = facts.locate(node, name)
+        exe = None
+        if found is not None:
+            try:
+                exe = facts.inspect(node, found)
+            except elf.NotExecutable as e:
+                exe = e
+        _cache[key] = (found, exe)
+    found, exe = _cache[key]
+    if found is None:
+        if spec.required:
+            pytest.fail(f"{name}: expected on the node's PATH ({cell.bootstrapper} installs it), found nothing")
+        pytest.skip(f"{name}: not on this node (optional for bootstrapper {cell.bootstrapper})")
+    if isinstance(exe, elf.NotExecutable):
+        pytest.fail(f"{found.path}: expected an executable for {cell.arch}, found {exe}")
+    return spec, found, exe
+
+
+def test_arch(binary, cell):
+    spec, found, exe = binary
+    verdict = elf.check_arch(found.path, exe, cell.platform, os=cell.os.os)
+    assert verdict.ok, verdict.message
+
+
+def test_linkage(binary):
+    spec, found, exe = binary
+    verdict = elf.check_linkage(found.path, exe, spec.static)
+    assert verdict.ok, verdict.message
+
+
+def test_runs(binary, node):
+    spec, found, exe = binary
+    if not spec.version_args:
+        out = node.run(f"{found.path} -c true" if spec.name == "sh" else found.path)
+    else:
+        out = node.run(found.path, *spec.version_args)
+    assert out.rc == 0, f"{found.path}: expected to run on the node, exit {out.rc}: {out.stderr.strip()[:300]}"
+    if spec.version:
+        verdict = elf.check_version(found.path, out.stdout + out.stderr, spec.version)
+        assert verdict.ok, verdict.message
+
+
+def test_go_toolchain(binary, cell, record_property):
+    spec, found, exe = binary
+    if not spec.go:
+        pytest.skip(f"{spec.name} is not a Go program")
+    verdict = elf.check_go(found.path, exe, cell.release)
+    if verdict.warning:
+        record_property("warning", verdict.message)
+    assert verdict.ok, verdict.message
