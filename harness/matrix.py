@@ -21,10 +21,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Annotated, Iterable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from . import kube_versions, platforms
 from .errors import UserError
@@ -93,43 +93,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _name(axis: str):
+    return Annotated[str, AfterValidator(lambda v: _norm(axis, v))]
+
+
+Arch, DistroName, Kube, Boot, Prov = (_name(a) for a in AXES)
+
+
 class Axes(_Strict):
-    arch: list[str]
-    distro: list[str]
-    kubernetes: list[str]
-    bootstrapper: list[str]
-    provider: list[str]
+    arch: list[Arch]
+    distro: list[DistroName]
+    kubernetes: list[Kube]
+    bootstrapper: list[Boot]
+    provider: list[Prov]
 
     @field_validator(*AXES)
     @classmethod
-    def _values(cls, values: list[str], info) -> list[str]:
+    def _not_empty(cls, values: list[str], info) -> list[str]:
         if not values:
             raise ValueError(f"axis '{info.field_name}' is empty: give at least one value")
-        return [_norm(info.field_name, v) for v in values]
+        return values
 
 
 class Partial(_Strict):
-    arch: str | None = None
-    distro: str | None = None
-    kubernetes: str | None = None
-    bootstrapper: str | None = None
-    provider: str | None = None
-
-    @field_validator(*AXES)
-    @classmethod
-    def _value(cls, v: str | None, info) -> str | None:
-        return None if v is None else _norm(info.field_name, v)
+    arch: Arch | None = None
+    distro: DistroName | None = None
+    kubernetes: Kube | None = None
+    bootstrapper: Boot | None = None
+    provider: Prov | None = None
 
     def matches(self, cell: Cell) -> bool:
         return all(getattr(self, a) in (None, getattr(cell, a)) for a in AXES)
 
 
 class Whole(Partial):
-    arch: str
-    distro: str
-    kubernetes: str
-    bootstrapper: str
-    provider: str
+    arch: Arch
+    distro: DistroName
+    kubernetes: Kube
+    bootstrapper: Boot
+    provider: Prov
 
 
 class Rule(_Strict):

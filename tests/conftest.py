@@ -1,0 +1,40 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import debian, platforms
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def suite_for(p: platforms.Platform) -> str:
+    """The oldest Debian suite that has this arch (riscv64 starts with trixie)."""
+    d = next(d for d in platforms.DISTROS if d.family == "debian" and p.name in d.arches)
+    return d.release
+
+
+@pytest.fixture(scope="session")
+def debian_binary():
+    """(package, platform, member, suite) -> path of a real binary from Debian's archive."""
+    def get(package: str, p: platforms.Platform, member: str, suite: str | None = None) -> Path:
+        return debian.fetch_file(package, p.debian, member, suite or suite_for(p))
+    return get
+
+
+def need(tool: str, package: str):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (apt-get install {package}); .ci/run installs it")
+
+
+@pytest.fixture
+def run_cli():
+    def run(*args, cwd=ROOT, env=None):
+        exe = Path(sys.executable).parent / "archmatrix"  # the installed console script
+        return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
+                              env={**os.environ, **(env or {})})
+    return run

@@ -1,0 +1,42 @@
+import pytest
+
+from harness import kube_versions as kv
+from harness.errors import UserError
+
+
+def test_relative_selectors_resolve_offline():
+    latest = kv.RELEASES[-1]
+    assert kv.resolve("latest") is latest
+    assert kv.resolve("-1") is kv.RELEASES[-2]
+    assert kv.resolve("-2").minor == kv.RELEASES[-3].minor
+    assert kv.resolve("v1.32.4").minor == "1.32"
+    assert kv.resolve("1.30").minor == "1.30"
+
+
+def test_every_minor_from_1_27_to_1_36_is_there_in_order():
+    minors = [r.minor for r in kv.RELEASES]
+    assert minors == [f"1.{n}" for n in range(27, 37)]
+    assert [r.key for r in kv.RELEASES] == sorted(r.key for r in kv.RELEASES)
+
+
+def test_pause_versions_only_move_forward():
+    def v(s):
+        return tuple(int(x) for x in s.split("."))
+    pauses = [v(r.pause) for r in kv.RELEASES]
+    assert pauses == sorted(pauses)
+    gos = [v(r.go) for r in kv.RELEASES]
+    assert gos == sorted(gos)
+
+
+@pytest.mark.parametrize("bad", ["1.12", "latest-ish", "-40", "v2", ""])
+def test_unknown_selectors_are_user_errors(bad):
+    with pytest.raises(UserError, match="kubernetes"):
+        kv.resolve(bad)
+
+
+def test_image_list_matches_kubeadm_naming():
+    imgs = kv.resolve("1.32").images()
+    assert imgs["pause"] == "registry.k8s.io/pause:3.10"
+    assert imgs["coredns"].startswith("registry.k8s.io/coredns/coredns:v")
+    assert imgs["kube-apiserver"] == "registry.k8s.io/kube-apiserver:v1.32.0"
+    assert len(imgs) == 7

@@ -1,0 +1,198 @@
+"""matrix.yaml: expansion, ids, capabilities, filters, shards, and every bad input."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import matrix, platforms
+from harness.errors import UserError
+
+GOOD = """\
+axes:
+  arch: [s390x, amd64, aarch64, riscv64]
+  distro: [debian12, trixie]
+  kubernetes: [latest, "1.30"]
+  bootstrapper: [none]
+  provider: [qemu]
+exclude:
+  - {arch: amd64, kubernetes: "1.30"}
+include:
+  - {arch: amd64, distro: debian12, kubernetes: "1.32", bootstrapper: none, provider: local}
+unsupported:
+  - match: {arch: s390x, distro: debian13}
+    reason: made up for the test
+"""
+
+
+def write(tmp_path, text, name="matrix.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_expand_ids_sorted_and_stable(tmp_path):
+    cells = matrix.cells_for(write(tmp_path, GOOD))
+    ids = [c.id for c in cells]
+    assert ids[0] == "amd64-debian12-v1.32-none-local" or ids[0].startswith("amd64-")
+    # platform-table order, then distro, then version
+    order = [platforms.arch_order(c.arch) for c in cells]
+    assert order == sorted(order)
+    assert "arm64-debian13-v1.30-none-qemu" in ids  # aliases normalised (aarch64, trixie, "1.30")
+    assert not any(i.startswith("amd64-") and "v1.30" in i for i in ids)  # excluded
+    assert "amd64-debian12-v1.32-none-local" in ids  # included
+    assert len(ids) == len(set(ids))
+    assert ids == [c.id for c in matrix.cells_for(write(tmp_path, GOOD, "again.yaml"))]
+
+
+def test_kubernetes_1_30_is_not_the_float_1_3(tmp_path):
+    text = GOOD.replace('[latest, "1.30"]', "[1.30]")
+    cells = matrix.cells_for(write(tmp_path, text))
+    assert {c.kubernetes for c in cells if c.provider == "qemu"} == {"1.30"}
+
+
+def test_capabilities_mark_unsupported_with_reason(tmp_path):
+    cells = {c.id: c for c in matrix.cells_for(write(tmp_path, GOOD))}
+    assert "debian12 has no riscv64 port" in cells["riscv64-debian12-v1.36-none-qemu"].unsupported
+    assert cells["s390x-debian13-v1.36-none-qemu"].unsupported == "made up for the test"
+    assert cells["s390x-debian12-v1.36-none-qemu"].unsupported is None
+
+
+def test_windows_and_local_capabilities():
+    win = matrix.Cell("amd64", "windows2022", "1.32", "distro", "ssh")
+    assert "no Windows nodes" in matrix.capability(win)
+    s390_win = matrix.Cell("s390x", "windows2022", "1.32", "kubeadm", "ssh")
+    assert "no s390x port" in matrix.capability(s390_win)
+    foreign_local = matrix.Cell("s390x", "debian12", "1.32", "none", "local")
+    assert "this machine's arch" in matrix.capability(foreign_local)
+
+
+BAD = {
+    "unknown arch": ("axes:\n  arch: [amd64, ppc64e]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                     "  bootstrapper: [none]\n  provider: [qemu]\n",
+                     r"matrix.yaml:2: axes.arch\[1\]: unknown arch 'ppc64e' \(did you mean 'ppc64(el|le)'\?\)"),
+    "unknown key": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                    "  bootstrapper: [none]\n  provider: [qemu]\nexclud: []\n",
+                    r"matrix.yaml:7: exclud: unknown key 'exclud'; allowed: axes, include, exclude, unsupported"),
+    "wrong type": ("axes:\n  arch: amd64\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                   "  bootstrapper: [none]\n  provider: [qemu]\n",
+                   r"matrix.yaml:2: axes.arch: wrong type: input should be a valid list"),
+    "empty axis": ("axes:\n  arch: []\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                   "  bootstrapper: [none]\n  provider: [qemu]\n",
+                   r"matrix.yaml:2: axes.arch: axis 'arch' is empty"),
+    "missing axis": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                     "  bootstrapper: [none]\n",
+                     r"matrix.yaml:1: axes.provider: missing key 'provider'"),
+    "unknown provider": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                         "  bootstrapper: [none]\n  provider: [qmeu]\n",
+                         r"matrix.yaml:6: axes.provider\[0\]: unknown provider 'qmeu' \(did you mean 'qemu'\?\)"),
+    "bad version": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [1.9]\n"
+                    "  bootstrapper: [none]\n  provider: [qemu]\n",
+                    r"matrix.yaml:4: axes.kubernetes\[0\]: unknown kubernetes version '1.9'"),
+    "duplicate include": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                          "  bootstrapper: [none]\n  provider: [qemu]\ninclude:\n"
+                          "  - {arch: x86_64, distro: bookworm, kubernetes: latest, bootstrapper: none, provider: qemu}\n",
+                          r"include\[0\]: cell amd64-debian12-v1.36-none-qemu is already in the matrix \(duplicate\)"),
+    "malformed yaml": ("axes:\n  arch: [amd64\n  distro: [debian12]\n",
+                       r"matrix.yaml:3: malformed YAML"),
+    "not a mapping": ("- just\n- a list\n", r"matrix.yaml: expected a mapping"),
+    "include not whole": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
+                          "  bootstrapper: [none]\n  provider: [qemu]\ninclude:\n  - {arch: amd64}\n",
+                          r"matrix.yaml:8: include\[0\].distro: missing key 'distro'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_matrix_gives_one_line_naming_file_and_key(tmp_path, case):
+    text, pattern = BAD[case]
+    with pytest.raises(UserError, match=pattern) as e:
+        matrix.cells_for(write(tmp_path, text))
+    assert "\n" not in str(e.value)
+    assert str(tmp_path / "matrix.yaml") in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="nope.yaml: matrix file does not exist"):
+        matrix.cells_for(tmp_path / "nope.yaml")
+
+
+def test_filters_with_aliases_commas_and_repeats(tmp_path):
+    m = write(tmp_path, GOOD)
+    cells = matrix.cells_for(m, arch=["aarch64,s390x"], distro=["bookworm"])
+    assert {c.arch for c in cells} == {"arm64", "s390x"} and {c.distro for c in cells} == {"debian12"}
+    cells = matrix.cells_for(m, arch=["arm64", "s390x"], kubernetes=["v1.30"])
+    assert {c.kubernetes for c in cells} == {"1.30"}
+
+
+@pytest.mark.parametrize("filters,pattern", [
+    ({"arch": ["ppc64le"]}, r"--arch ppc64le: matches no cell in .*matrix.yaml"),
+    ({"arch": ["pcc64le"]}, r"--arch pcc64le: unknown arch 'pcc64le' \(did you mean"),
+    ({"kubernetes": ["1.33"]}, r"--k8s 1.33: matches no cell"),
+    ({"arch": ["s390x"], "provider": ["local"]}, r"filters --arch s390x --provider local together match no cell"),
+    ({"cell_ids": ["amd64-debian12-v1.32-none-locl"]}, r"--cell amd64-debian12-v1.32-none-locl: no such cell.*did you mean"),
+])
+def test_filter_matching_nothing_names_the_filter(tmp_path, filters, pattern):
+    with pytest.raises(UserError, match=pattern):
+        matrix.cells_for(write(tmp_path, GOOD), **filters)
+
+
+def test_shards_partition_the_matrix(tmp_path):
+    m = write(tmp_path, GOOD)
+    every = [c.id for c in matrix.cells_for(m)]
+    parts = [[c.id for c in matrix.cells_for(m, shard_spec=f"{k}/3")] for k in (1, 2, 3)]
+    assert sorted(sum(parts, [])) == sorted(every)
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(UserError, match=f"--shard {bad}"):
+            matrix.cells_for(m, shard_spec=bad)
+
+
+def test_default_matrix_covers_the_seed_arches():
+    from conftest import ROOT
+
+    cells = matrix.cells_for(ROOT / "matrix.yaml")
+    assert {c.arch for c in cells} >= {"amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64"}
+
+
+def _plugin_ids(args, cwd):
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", *args],
+                         cwd=cwd, capture_output=True, text=True)
+    params = {line.split("[", 1)[1].rstrip("]") for line in out.stdout.splitlines() if "[" in line and "::" in line}
+    return out, params
+
+
+@pytest.mark.parametrize("args", [[], ["--arch", "arm64"], ["--arch", "s390x,amd64", "--distro", "trixie"],
+                                  ["--shard", "2/3"], ["--provider", "local"]])
+def test_cli_list_and_plugin_agree(run_cli, args):
+    from conftest import ROOT
+
+    listed = run_cli("list", "--json", *args)
+    assert listed.returncode == 0, listed.stderr
+    cli_ids = {r["id"] for r in json.loads(listed.stdout)}
+    out, params = _plugin_ids(args, ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # a test id is "<binary>-<cell id>": every one ends with a listed cell, every cell is collected
+    plugin_ids = {c for c in cli_ids for p in params if p.endswith("-" + c)}
+    assert plugin_ids == cli_ids
+    assert all(any(p.endswith("-" + c) for c in cli_ids) for p in params)
+    if args[:2] == ["--arch", "arm64"]:
+        assert cli_ids and all(i.startswith("arm64-") for i in cli_ids)
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--arch", "amd46"], "--arch amd46: unknown arch 'amd46' (did you mean 'amd64'?)"),
+    (["--matrix", "/nonexistent/m.yaml"], "/nonexistent/m.yaml: matrix file does not exist"),
+    (["--arch", "riscv64", "--provider", "local"], "filters --arch riscv64 --provider local together match no cell"),
+])
+def test_bad_input_one_line_no_traceback_in_cli_and_plugin(run_cli, args, pattern):
+    from conftest import ROOT
+
+    cli = run_cli("list", *args)
+    assert cli.returncode == 2
+    lines = cli.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archmatrix: error: ") and pattern in lines[0]
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", *args],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 4
+    assert pattern in out.stderr and "Traceback" not in out.stderr + out.stdout

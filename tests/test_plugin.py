@@ -1,0 +1,128 @@
+"""The plugin end to end on small matrices, in a scratch directory (pytester)."""
+import json
+
+import pytest
+
+from harness import platforms
+
+HOST = platforms.host().name
+HOST_DISTRO = (platforms.host_distro() or platforms.DISTROS[0]).name
+
+MATRIX = f"""
+axes:
+  arch: [{HOST}, s390x]
+  distro: [{HOST_DISTRO}]
+  kubernetes: ["1.31", "1.32"]
+  bootstrapper: [none]
+  provider: [local]
+"""
+
+SUITE = """
+import json, os
+
+def test_one(cell, node, host):
+    with open(os.environ["LOG"], "a") as f:
+        f.write(json.dumps({"cell": cell.id, "node": id(node), "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}) + "\\n")
+    assert host.system_info.type == "linux"
+
+def test_two(cell, node):
+    assert node.run("uname -m").stdout.strip() == cell.platform.uname
+
+def test_cluster(cluster):
+    pass
+"""
+
+
+@pytest.fixture
+def scratch(pytester, monkeypatch, tmp_path):
+    pytester.makefile(".yaml", matrix=MATRIX)
+    pytester.makepyfile(test_suite=SUITE)
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("LOG", str(log))
+    pytester.log = log
+    return pytester
+
+
+def records(p):
+    return [json.loads(line) for line in p.log.read_text().splitlines()]
+
+
+def test_cells_run_unsupported_skip_with_reason_and_one_node_per_cell(scratch):
+    r = scratch.runpytest("-rs", "-p", "no:cacheprovider")
+    # 2 supported cells x (2 passed + cluster skipped) ; 2 unsupported cells x 3 skipped
+    r.assert_outcomes(passed=4, skipped=8)
+    r.stdout.fnmatch_lines(["*bootstrapper none brings up no cluster*"])
+    r.stdout.fnmatch_lines(["*SKIPPED [6]*unsupported: local provider runs only this machine's arch*"])
+    recs = records(scratch)
+    assert sorted(x["cell"] for x in recs) == [f"{HOST}-{HOST_DISTRO}-v1.31-none-local",
+                                               f"{HOST}-{HOST_DISTRO}-v1.32-none-local"]
+    assert len({x["node"] for x in recs}) == 2
+
+
+def test_filters_select_cells(scratch):
+    r = scratch.runpytest("--k8s", "v1.32", "--arch", "x86_64,s390x" if HOST == "amd64" else HOST, "-q")
+    r.assert_outcomes(passed=2, skipped=1 + (3 if HOST == "amd64" else 0))
+
+
+def test_bad_filter_is_usage_error(scratch):
+    r = scratch.runpytest("--arch", "riscv64")
+    assert r.ret == 4
+    r.stderr.fnmatch_lines(["ERROR: --arch riscv64: matches no cell in *matrix.yaml"])
+    assert "Traceback" not in r.stderr.str() + r.stdout.str()
+
+
+def test_xdist_one_worker_owns_one_cell(scratch):
+    r = scratch.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=4, skipped=8)
+    by_cell = {}
+    for x in records(scratch):
+        by_cell.setdefault(x["cell"], set()).add(x["worker"])
+    assert len(by_cell) == 2 and all(len(w) == 1 for w in by_cell.values()), by_cell
+
+
+def test_items_carry_their_cell_group(scratch):
+    items, _ = scratch.inline_genitems()
+    for item in items:
+        cell = item.callspec.params["cell"]
+        assert item.get_closest_marker("xdist_group").args == (cell.id,)
+
+
+def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, monkeypatch):
+    """A provider that fails once (a stand-in for a boot that times out) is retried once and then
+    passes; one that always fails ends every test of its cell as `error`, not `failed`."""
+    import harness.providers as providers
+    from harness.errors import InfraError
+
+    calls = []
+
+    class Flaky(providers.Provider):
+        name = "local"
+
+        def start(self, cell, artifacts):
+            calls.append(cell.id)
+            if cell.kubernetes == "1.31" or len([c for c in calls if c == cell.id]) == 1:
+                raise InfraError(f"boot timed out for {cell.id}", artifacts={"serial": artifacts / "serial.log"},
+                                 log_tail="last serial line")
+            return providers.Node(cell, "local://", artifacts)
+
+    monkeypatch.setattr(providers, "get", lambda name: Flaky())
+    r = scratch.runpytest("--arch", HOST, "-p", "no:cacheprovider", f"--junitxml={scratch.path}/j.xml")
+    r.assert_outcomes(passed=2, skipped=2, errors=2)
+    r.stdout.fnmatch_lines(["*infrastructure error: boot timed out for *v1.31*", "*artifact serial:*serial.log",
+                            "*last serial line*"])
+    assert calls.count(f"{HOST}-{HOST_DISTRO}-v1.31-none-local") == 2  # tried, retried once, never again
+    assert calls.count(f"{HOST}-{HOST_DISTRO}-v1.32-none-local") == 2
+    junit = (scratch.path / "j.xml").read_text()
+    assert 'name="archmatrix.arch"' in junit and "archmatrix.artifact.serial" in junit
+
+
+def test_no_matrix_means_usage_error_for_cell_tests(pytester):
+    pytester.makepyfile(test_x="def test_a(cell): pass")
+    r = pytester.runpytest()
+    assert r.ret != 0
+    r.stdout.fnmatch_lines(["*no matrix: give --matrix FILE*"])
+
+
+def test_plugin_is_inert_for_plain_tests(pytester):
+    pytester.makepyfile(test_x="def test_a(): pass")
+    pytester.runpytest().assert_outcomes(passed=1)
