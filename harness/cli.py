@@ -36,6 +36,19 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_deps(args) -> int:
+    from . import sysdeps
+
+    pkgs = sysdeps.TEST_PACKAGES if args.tests else sysdeps.for_cells(_cells(args))
+    if args.suites:
+        pkgs = pkgs | sysdeps.REGISTRY_PACKAGES
+    done = sysdeps.ensure(pkgs, install=args.install)
+    gone = sysdeps.missing(pkgs)
+    print(f"archmatrix: system packages ready ({len(pkgs)} needed, {len(done)} installed now)"
+          if not gone else f"archmatrix: still missing: {' '.join(gone)}")
+    return 0 if not gone else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -46,11 +59,22 @@ def parser() -> argparse.ArgumentParser:
     _filters(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of ids")
     ls.set_defaults(func=cmd_list)
+
+    deps = sub.add_parser("deps", help="check (or --install) the Debian/Ubuntu packages the selected cells need")
+    _filters(deps)
+    deps.add_argument("--install", action="store_true", help="apt-get install what is missing (root only)")
+    deps.add_argument("--tests", action="store_true", help="what the harness's own tests need")
+    deps.add_argument("--suites", action="store_true", help="also what the registry suites need")
+    deps.set_defaults(func=cmd_deps)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # `deps` sees the same argument list as pytest (nox passes posargs to both): ignore pytest's own
+    if extra and args.command != "deps":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except UserError as e:

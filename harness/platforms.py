@@ -130,6 +130,8 @@ DISTROS: tuple[Distro, ...] = (
            aliases=("bookworm", "debian-12")),
     Distro("debian13", "linux", "debian", "trixie", ("amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64"),
            aliases=("trixie", "debian-13")),
+    Distro("ubuntu2204", "linux", "ubuntu", "jammy", ("amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64"),
+           aliases=("jammy", "ubuntu-22.04")),
     # Ubuntu 24.04 ports: amd64 arm64 armhf ppc64el s390x riscv64
     Distro("ubuntu2404", "linux", "ubuntu", "noble", ("amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64"),
            aliases=("noble", "ubuntu-24.04")),
