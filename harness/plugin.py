@@ -35,6 +35,9 @@ def pytest_addoption(parser):
                 help="where node artifacts (serial logs, commands) go (default: reports)")
     g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
                 help="use this existing cluster instead of bootstrapping one")
+    g.addoption("--image-repository", dest="am_image_repository", default="registry.k8s.io", metavar="HOST[/PATH]",
+                help="where the release's images are checked, as kubeadm's imageRepository "
+                     "(default: registry.k8s.io; plain HTTP is used for loopback hosts)")
 
 
 def _selected(config) -> list[matrix.Cell] | None:
@@ -196,6 +199,19 @@ def cluster(cell, request, bootstrapper, _archmatrix_pool):
         return result
 
     return _archmatrix_pool.get(cell, "cluster", make)
+
+
+@pytest.fixture(scope="session")
+def registry_client():
+    """One OCI distribution client (one connection pool, cached tokens) for the whole run."""
+    from .registry import Client
+
+    return Client()
+
+
+@pytest.fixture(scope="session")
+def image_repository(request) -> str:
+    return request.config.getoption("am_image_repository").rstrip("/")
 
 
 # ---- outcomes and properties --------------------------------------------------------------

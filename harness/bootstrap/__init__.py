@@ -48,6 +48,10 @@ class Bootstrapper:
     def binaries(self, cell: Cell) -> list[Binary]:
         return []
 
+    def sandbox_image(self, node, cell: Cell) -> str | None:
+        """The pause image the node's runtime is configured with; None when there is no runtime."""
+        return None
+
     def install(self, node, cell: Cell) -> Cluster | None:
         """Bring the cluster up on the node; None when this bootstrapper makes no cluster."""
         return None

@@ -13,6 +13,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from .. import kube_versions, platforms
+from . import Verdict
 
 
 @dataclass(frozen=True)
@@ -161,13 +162,6 @@ def parse_modinfo(text: str) -> dict:
 
 
 # ---- verdicts ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    message: str
-    warning: bool = False  # ok, but worth saying (a patch-level Go difference)
-
 
 def check_arch(name: str, exe: Exe, expected: platforms.Platform, os: str = "linux") -> Verdict:
     """Machine, class and byte order of `name` equal the platform row's."""

@@ -1,0 +1,87 @@
+"""Debian's `docker-registry` (distribution 2.x) on loopback, owned by PID: for the nodes'
+runtimes to pull the harness's own images, and for tests. Stopped on exit, always."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from .errors import InfraError
+
+BINARY = "docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalRegistry:
+    def __init__(self, root: Path | None = None, port: int | None = None, bind: str = "127.0.0.1"):
+        if shutil.which(BINARY) is None:
+            raise InfraError(f"{BINARY} is not installed: apt-get install docker-registry", retryable=False)
+        self._tmp = None if root else tempfile.mkdtemp(prefix="archmatrix-registry-")
+        self.root = Path(root or self._tmp)
+        self.port = port or free_port()
+        self.host = f"{bind}:{self.port}" if bind != "0.0.0.0" else f"127.0.0.1:{self.port}"
+        cfg = self.root / "config.yml"
+        self.root.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {bind}:{self.port}\n")
+        self.log = self.root / "registry.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([BINARY, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        atexit.register(self.stop)
+        self._wait()
+
+    def _wait(self, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise InfraError(f"docker-registry exited ({self.proc.returncode}): {self.log.read_text()[-500:]}")
+            try:
+                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise InfraError(f"docker-registry on {self.host} not ready after {seconds} s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

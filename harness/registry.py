@@ -1,0 +1,191 @@
+"""A small OCI distribution API client: manifests (index / list / image), blobs, anonymous
+token auth, one pooled session shared by threads.
+
+Why not a library: python-dxf 12 raises DXFAuthInsecureError for token auth over plain HTTP
+(so it cannot be exercised against a loopback registry) and keeps one token per repository
+object; oras-py targets artifact push/pull. Both sit on `requests`, as this does.
+
+Spec references (opencontainers/distribution-spec spec.md): GET /v2/<name>/manifests/<ref>
+with Accept for every manifest type; GET /v2/<name>/blobs/<digest> (may redirect);
+401 + `WWW-Authenticate: Bearer realm=...,service=...,scope=...` -> GET realm anonymously
+-> `token`/`access_token` (docker/distribution docs/spec/auth/token.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+
+
+class RegistryError(Exception):
+    """One reference could not be read. str() names the reference and what happened."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Reference:
+    host: str  # registry host[:port]
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.repository}" + (f"@{self.digest}" if self.digest else f":{self.tag or 'latest'}")
+
+
+def parse(ref: str) -> Reference:
+    """'registry.k8s.io/pause:3.10', '127.0.0.1:5000/pause@sha256:..', 'busybox' (Docker Hub rules)."""
+    name, digest = (ref.split("@", 1) + [None])[:2]
+    tag = None
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repo = first, rest
+    else:
+        host, repo = "registry-1.docker.io", name if "/" in name else f"library/{name}"
+    if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*", repo):
+        raise ValueError(f"invalid image reference '{ref}'")
+    return Reference(host, repo, tag if not digest or tag else None, digest)
+
+
+def _is_loopback(host: str) -> bool:
+    h = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    digest: str
+    body: dict
+    size: int
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+class Client:
+    """Thread-safe: one session, one pool, tokens cached per (realm, service, scope)."""
+
+    def __init__(self, timeout: float = 10.0, retries: int = 2, pool: int = 32, insecure: set[str] | None = None):
+        self.timeout, self.retries = timeout, retries
+        self.insecure = set(insecure or ())
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._tokens: dict[tuple, str] = {}
+        self._lock = threading.Lock()
+        self.requests = 0  # for benchmarks: how many HTTP requests were made
+
+    def _scheme(self, host: str) -> str:
+        return "http" if host in self.insecure or _is_loopback(host) else "https"
+
+    def _get(self, ref: Reference, path: str, headers: dict) -> requests.Response:
+        url = f"{self._scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
+        scope = f"repository:{ref.repository}:pull"
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            token = self._token_for(ref.host, scope)
+            h = dict(headers, **({"Authorization": f"Bearer {token}"} if token else {}))
+            try:
+                with self._lock:
+                    self.requests += 1
+                r = self.session.get(url, headers=h, timeout=self.timeout)
+            except requests.RequestException as e:
+                last = RegistryError(f"{ref}: cannot reach {ref.host}: {type(e).__name__}")
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if r.status_code == 401 and not token and "bearer" in r.headers.get("WWW-Authenticate", "").lower():
+                self._authenticate(ref, r.headers["WWW-Authenticate"], scope)
+                continue
+            if r.status_code >= 500 or r.status_code == 429:
+                last = RegistryError(f"{ref}: {ref.host} answered {r.status_code} {r.reason}", r.status_code)
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if r.status_code == 404:
+                raise RegistryError(f"{ref}: not found (404)", 404)
+            if r.status_code == 401:
+                raise RegistryError(f"{ref}: unauthorized (401): anonymous pull refused", 401)
+            if not r.ok:
+                raise RegistryError(f"{ref}: {ref.host} answered {r.status_code} {r.reason}", r.status_code)
+            return r
+        raise last or RegistryError(f"{ref}: gave up after {self.retries + 1} attempts")
+
+    def _token_for(self, host: str, scope: str) -> str | None:
+        with self._lock:
+            return self._tokens.get((host, scope))
+
+    def _authenticate(self, ref: Reference, challenge: str, scope: str) -> None:
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.pop("realm", None)
+        if not realm:
+            raise RegistryError(f"{ref}: 401 with a Bearer challenge that names no realm", 401)
+        params.setdefault("scope", scope)
+        try:
+            r = self.session.get(realm, params=params, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise RegistryError(f"{ref}: token endpoint {realm} unreachable: {type(e).__name__}") from None
+        if not r.ok:
+            raise RegistryError(f"{ref}: token endpoint {realm} answered {r.status_code}", r.status_code)
+        data = r.json()
+        token = data.get("token") or data.get("access_token")
+        if not token:
+            raise RegistryError(f"{ref}: token endpoint {realm} returned no token")
+        with self._lock:
+            self._tokens[(ref.host, scope)] = token
+
+    def manifest(self, ref: Reference | str, digest: str | None = None) -> Manifest:
+        ref = parse(ref) if isinstance(ref, str) else ref
+        r = self._get(ref, f"manifests/{digest or ref.ref}", {"Accept": ACCEPT})
+        raw = r.content
+        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        expected = digest or ref.digest
+        if expected and expected != actual:
+            raise RegistryError(f"{ref}: manifest digest {actual} differs from the requested {expected}")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise RegistryError(f"{ref}: manifest is not JSON") from None
+        media = body.get("mediaType") or r.headers.get("Content-Type", "").split(";")[0]
+        return Manifest(media, actual, body, len(raw))
+
+    def blob(self, ref: Reference | str, digest: str) -> bytes:
+        ref = parse(ref) if isinstance(ref, str) else ref
+        data = self._get(ref, f"blobs/{digest}", {}).content
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise RegistryError(f"{ref}: blob {digest} has content {actual}")
+        return data
+
+    def config(self, ref: Reference | str, manifest: Manifest) -> dict:
+        return json.loads(self.blob(ref, manifest.body["config"]["digest"]))

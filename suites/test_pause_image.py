@@ -1,0 +1,65 @@
+"""The pause (sandbox) image: the version kubeadm expects, configured in the runtime, and
+published for the cell's platform with configs that say the truth."""
+import pytest
+
+from harness.checks import images
+from harness.errors import InfraError
+from harness.registry import RegistryError
+
+_index: dict = {}
+
+
+@pytest.fixture
+def pause_index(cell, registry_client, image_repository):
+    """(reference, manifest) of <image-repository>/pause:<release's pause>, read once per run."""
+    ref = f"{image_repository}/pause:{cell.release.pause}"
+    if ref not in _index:
+        try:
+            _index[ref] = registry_client.manifest(ref)
+        except RegistryError as e:
+            _index[ref] = e
+    got = _index[ref]
+    if isinstance(got, RegistryError) and got.status != 404:
+        raise InfraError(str(got))  # registry unreachable or broken: not the product's fault
+    return ref, got
+
+
+def _manifest(pause_index, cell):
+    ref, m = pause_index
+    if isinstance(m, RegistryError):  # 404: the release's pause tag is missing: a product failure
+        pytest.fail(f"{ref}: expected the pause image kubeadm {cell.release.minor} pulls, found no such tag")
+    return ref, m
+
+
+def test_pause_is_multi_arch(pause_index, cell):
+    ref, m = _manifest(pause_index, cell)
+    verdict = images.check_is_index(ref, m.media_type, m.body)
+    assert verdict.ok, verdict.message
+
+
+def test_pause_has_cell_platform(pause_index, cell):
+    ref, m = _manifest(pause_index, cell)
+    if not m.is_index:
+        pytest.fail(f"{ref}: expected an index with {images.platform_of(cell.platform.oci_platform(cell.os.os))}, "
+                    f"found a single-arch image")
+    verdict = images.check_has_platform(ref, m.body, cell.platform, cell.os.os, cell.os.os_version)
+    assert verdict.ok, verdict.message
+
+
+def test_pause_config_matches_entry(pause_index, cell, registry_client):
+    ref, m = _manifest(pause_index, cell)
+    entry = images.find_entry(m.body, cell.platform, cell.os.os, cell.os.os_version) if m.is_index else None
+    if entry is None:
+        pytest.skip(f"{ref}: no entry for {cell.arch} (reported by test_pause_has_cell_platform)")
+    image = registry_client.manifest(ref, entry["digest"])
+    verdict = images.check_config(f"{ref}@{entry['digest']}", entry["platform"], registry_client.config(ref, image))
+    assert verdict.ok, verdict.message
+
+
+def test_runtime_sandbox_image(cell, node, bootstrapper):
+    """The sandbox image the node's runtime is configured with is the release's pause version."""
+    configured = bootstrapper.sandbox_image(node, cell)
+    if configured is None:
+        pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
+    verdict = images.check_sandbox_image(f"{cell.id} runtime", configured, cell.release.pause)
+    assert verdict.ok, verdict.message

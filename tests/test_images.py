@@ -1,0 +1,151 @@
+"""Registry client and image checks against Debian's docker-registry on loopback, seeded by
+skopeo with good and deliberately broken multi-arch images."""
+import subprocess
+import sys
+
+import pytest
+
+from harness import platforms, registry
+from harness.checks import images
+from harness.images.oci import Image, Layout, push
+from harness.localregistry import LocalRegistry
+from conftest import ROOT, need
+
+ARCHES = ("amd64", "arm64", "arm", "ppc64le", "s390x")
+
+
+def img(arch, os="linux", **kw):
+    p = platforms.arch(arch).oci_platform(os)
+    return Image(p, {"/pause": f"pause for {arch}".encode()}, **kw)
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    need("docker-registry", "docker-registry")
+    need("skopeo", "skopeo")
+    r = LocalRegistry(tmp_path_factory.mktemp("registry"))
+    lay = Layout(tmp_path_factory.mktemp("layout"))
+    lay.tag("good", [img(a) for a in ARCHES])
+    lay.tag("no-s390x", [img(a) for a in ARCHES if a != "s390x"])
+    lay.tag("liar", [img(a) if a != "ppc64le" else img(a, config_platform={"os": "linux", "architecture": "amd64"})
+                     for a in ARCHES])
+    lay.tag("single", [img("amd64")], multi_arch=False)
+    win = Image({"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2113"}, {"/pause.exe": b"MZ"},
+                entrypoint=("/pause.exe",))
+    lay.tag("windows", [img("amd64"), win])
+    lay.tag("v8", [Image({"os": "linux", "architecture": "arm64", "variant": "v8"}, {"/pause": b"x"})])
+    for tag in ("good", "no-s390x", "liar", "single", "windows", "v8"):
+        push(lay, tag, f"{r.host}/pause:{tag}")
+    push(lay, "good", f"{r.host}/pause:v2s2", docker_v2s2=True)
+    yield r
+    r.stop()
+    assert r.proc.poll() is not None  # stopped by its own PID
+
+
+@pytest.fixture(scope="module")
+def client():
+    return registry.Client(timeout=5, retries=1)
+
+
+def index(client, reg, tag):
+    ref = f"{reg.host}/pause:{tag}"
+    return ref, client.manifest(ref)
+
+
+@pytest.mark.parametrize("tag,media", [("good", registry.OCI_INDEX), ("v2s2", registry.DOCKER_LIST)])
+def test_good_index_every_arch_present_and_configs_true(client, reg, tag, media):
+    ref, m = index(client, reg, tag)
+    assert m.media_type == media
+    assert images.check_is_index(ref, m.media_type, m.body).ok
+    for a in ARCHES:
+        row = platforms.arch(a)
+        assert images.check_has_platform(ref, m.body, row).ok
+        entry = images.find_entry(m.body, row)
+        config = client.config(ref, client.manifest(ref, entry["digest"]))
+        v = images.check_config(ref, entry["platform"], config)
+        assert v.ok, v.message
+
+
+def test_missing_arch_is_named(client, reg):
+    ref, m = index(client, reg, "no-s390x")
+    v = images.check_has_platform(ref, m.body, platforms.arch("s390x"))
+    assert not v.ok
+    assert "expected an entry for linux/s390x" in v.message and "linux/arm/v7" in v.message and ref in v.message
+    assert images.check_has_platform(ref, m.body, platforms.arch("arm")).ok
+
+
+def test_lying_config_is_caught(client, reg):
+    ref, m = index(client, reg, "liar")
+    entry = images.find_entry(m.body, platforms.arch("ppc64le"))
+    v = images.check_config(ref, entry["platform"], client.config(ref, client.manifest(ref, entry["digest"])))
+    assert not v.ok
+    assert "index entry says linux/ppc64le, image config says linux/amd64" in v.message
+
+
+def test_single_arch_tag_is_flagged(client, reg):
+    ref, m = index(client, reg, "single")
+    v = images.check_is_index(ref, m.media_type, m.body)
+    assert not v.ok and "single-arch image" in v.message and m.media_type == registry.OCI_MANIFEST
+
+
+def test_windows_entry_needs_its_os_version(client, reg):
+    ref, m = index(client, reg, "windows")
+    amd64 = platforms.arch("amd64")
+    assert images.check_has_platform(ref, m.body, amd64, "windows", "10.0.20348").ok
+    v = images.check_has_platform(ref, m.body, amd64, "windows", "10.0.17763")
+    assert not v.ok and "10.0.20348.2113" in v.message
+
+
+def test_arm64_v8_variant_equals_no_variant(client, reg):
+    ref, m = index(client, reg, "v8")
+    assert images.check_has_platform(ref, m.body, platforms.arch("arm64")).ok
+
+
+def test_missing_tag_and_dead_registry_are_clear_errors(client, reg):
+    with pytest.raises(registry.RegistryError, match=r"pause:nope: not found \(404\)") as e:
+        client.manifest(f"{reg.host}/pause:nope")
+    assert e.value.status == 404
+    dead = LocalRegistry()
+    host = dead.host
+    dead.stop()
+    with pytest.raises(registry.RegistryError, match=f"cannot reach {host}"):
+        client.manifest(f"{host}/pause:3.10")
+
+
+def test_reference_parsing():
+    r = registry.parse("registry.k8s.io/pause:3.10")
+    assert (r.host, r.repository, r.tag) == ("registry.k8s.io", "pause", "3.10")
+    r = registry.parse("127.0.0.1:5000/a/b@sha256:" + "0" * 64)
+    assert (r.host, r.repository, r.digest[:7]) == ("127.0.0.1:5000", "a/b", "sha256:")
+    assert registry.parse("busybox").repository == "library/busybox"
+    assert registry.parse("registry.k8s.io/coredns/coredns:v1.11.3").repository == "coredns/coredns"
+
+
+def test_sandbox_image_check():
+    assert images.check_sandbox_image("n", "registry.k8s.io/pause:3.10", "3.10").ok
+    v = images.check_sandbox_image("n", "registry.k8s.io/pause:3.9", "3.10")
+    assert not v.ok and "expected sandbox image pause:3.10, found registry.k8s.io/pause:3.9" in v.message
+    assert not images.check_sandbox_image("n", None, "3.10").ok
+
+
+def _suite(reg, tag, *extra):
+    """Run the real pause suite on this machine (local provider) against a seeded repository."""
+    # the suite reads <repository>/pause:<release pause>: alias the seeded tag to that name
+    pause = platforms and __import__("harness.kube_versions", fromlist=["x"]).resolve("latest").pause
+    subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{reg.host}/pause:{tag}", f"docker://{reg.host}/{tag}/pause:{pause}"], check=True)
+    return subprocess.run([sys.executable, "-m", "pytest", "suites/test_pause_image.py", "--provider", "local",
+                           "--image-repository", f"{reg.host}/{tag}", "-rA", "-p", "no:cacheprovider", *extra],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+def test_pause_suite_passes_a_good_repository(reg):
+    out = _suite(reg, "good")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "3 passed" in out.stdout and "configures no container runtime" in out.stdout
+
+
+def test_pause_suite_fails_a_broken_repository(reg):
+    out = _suite(reg, "single")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "expected a multi-arch index or manifest list, found a single-arch image" in out.stdout
