@@ -15,13 +15,16 @@ File format (see README "matrix.yaml reference"):
     unsupported:   # capability rules: matching cells are reported as skipped, with the reason
       - match: {arch: riscv64, bootstrapper: microk8s}
         reason: no microk8s snap is published for riscv64
+    taints:        # taints the node registration suite expects on matching cells' nodes
+      - match: {distro: windows2022}
+        taints: [{key: os, value: windows, effect: NoSchedule}]
 """
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Iterable
+from typing import Annotated, Iterable, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
@@ -42,6 +45,7 @@ class Cell:
     bootstrapper: str
     provider: str
     unsupported: str | None = field(default=None, compare=False)  # the reason, when it cannot exist
+    taints: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)  # declared (key, value, effect)
 
     @property
     def id(self) -> str:
@@ -139,11 +143,23 @@ class Rule(_Strict):
     reason: str
 
 
+class Taint(_Strict):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class TaintRule(_Strict):
+    match: Partial
+    taints: list[Taint]
+
+
 class MatrixFile(_Strict):
     axes: Axes
     include: list[Whole] = []
     exclude: list[Partial] = []
     unsupported: list[Rule] = []
+    taints: list[TaintRule] = []
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -254,7 +270,8 @@ def expand(m: MatrixFile, source: str = "matrix.yaml") -> list[Cell]:
     cells = []
     for cell in seen.values():
         reason = capability(cell) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
-        cells.append(Cell(**cell.axes(), unsupported=reason) if reason else cell)
+        taints = tuple((t.key, t.value, t.effect) for r in m.taints if r.match.matches(cell) for t in r.taints)
+        cells.append(Cell(**cell.axes(), unsupported=reason, taints=taints) if reason or taints else cell)
     return sorted(cells, key=Cell.sort_key)
 
 

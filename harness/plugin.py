@@ -35,6 +35,8 @@ def pytest_addoption(parser):
                 help="where node artifacts (serial logs, commands) go (default: reports)")
     g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
                 help="use this existing cluster instead of bootstrapping one")
+    g.addoption("--recorded-nodes", dest="am_recorded", action="append", default=[], metavar="FILE",
+                help="judge Node objects recorded from a real cluster (no API server needed); repeatable")
     g.addoption("--image-repository", dest="am_image_repository", default="registry.k8s.io", metavar="HOST[/PATH]",
                 help="where the release's images are checked, as kubeadm's imageRepository "
                      "(default: registry.k8s.io; plain HTTP is used for loopback hosts)")
@@ -183,17 +185,23 @@ def bootstrapper(cell, _archmatrix_pool):
 
 
 @pytest.fixture
-def cluster(cell, request, bootstrapper, _archmatrix_pool):
+def cluster(cell, request, _archmatrix_pool):
     """The cell's cluster: from --kubeconfig, or brought up on the node by the bootstrapper."""
-    from .bootstrap import Cluster
+    from .bootstrap import Cluster, RecordedCluster
 
     def make():
+        recorded = matrix.split_values(request.config.getoption("am_recorded"))
+        if recorded:
+            missing = [p for p in recorded if not Path(p).is_file()]
+            if missing:
+                raise pytest.UsageError(f"--recorded-nodes {missing[0]}: file does not exist")
+            return RecordedCluster([Path(p) for p in recorded])
         given = request.config.getoption("am_kubeconfig")
         if given:
             return Cluster(Path(given))
         if cell.bootstrapper == "none":
             pytest.skip("bootstrapper none brings up no cluster (node-level suites only)")
-        result = bootstrapper.install(request.getfixturevalue("node"), cell)
+        result = request.getfixturevalue("bootstrapper").install(request.getfixturevalue("node"), cell)
         if result is None:
             pytest.skip(f"bootstrapper {cell.bootstrapper} brings up no API server here")
         return result
@@ -231,6 +239,9 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = err.report()
         item.user_properties.extend((f"archmatrix.artifact.{k}", str(v)) for k, v in err.artifacts.items())
     if rep.when == "call":
+        cl = item.funcargs.get("cluster")
+        if cl is not None:
+            item.user_properties.append(("archmatrix.cluster", cl.kind))
         node = item.funcargs.get("node")
         if node is not None:
             item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())

@@ -32,14 +32,49 @@ class Binary:
 
 @dataclass
 class Cluster:
+    """A real cluster reached through a kubeconfig, read with the official client."""
+
     kubeconfig: Path
     context: str | None = None
+    node_name: str | None = None  # the cell's node, when the harness bootstrapped it
+    kind = "live"
 
     def api(self):
-        """A CoreV1Api from the official client, for a real cluster's kubeconfig."""
         from kubernetes import client, config
 
         return client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig), context=self.context))
+
+    def nodes(self) -> list[dict]:
+        """Node objects as `kubectl get nodes -o json` shows them (camelCase keys)."""
+        api = self.api()
+        return [api.api_client.sanitize_for_serialization(n) for n in api.list_node().items]
+
+
+class RecordedCluster:
+    """A stand-in for an API server, which cannot run on this machine: it serves Node objects
+    recorded from real clusters (files of `kubectl get node -o yaml` output). Every report of a
+    run against it says `cluster: recorded`. It cannot schedule pods."""
+
+    kind = "recorded"
+    node_name = None
+
+    def __init__(self, paths: list[Path]):
+        import yaml
+
+        self.paths = [Path(p) for p in paths]
+        self._nodes = []
+        for p in self.paths:
+            for doc in yaml.safe_load_all(p.read_text()):
+                if not doc:
+                    continue
+                items = doc.get("items", [doc]) if doc.get("kind") == "List" else [doc]
+                self._nodes.extend(items)
+
+    def nodes(self) -> list[dict]:
+        return list(self._nodes)
+
+    def api(self):
+        raise NotImplementedError("a recorded cluster has no API server")
 
 
 class Bootstrapper:
