@@ -49,6 +49,23 @@ def cmd_deps(args) -> int:
     return 0 if not gone else 1
 
 
+def cmd_check_artifacts(args) -> int:
+    from . import artifacts, kube_versions
+
+    release = kube_versions.resolve(args.k8s) if args.k8s else None
+    failed = total = 0
+    for path in args.paths:
+        for a in artifacts.scan(path, args.arch):
+            for v in artifacts.check(a, release):
+                total += 1
+                failed += not v.ok
+                tag = "FAIL" if not v.ok else ("WARN" if v.warning else "ok  ")
+                if not v.ok or v.warning or args.verbose:
+                    print(f"{tag} {v.message}")
+    print(f"{total - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -66,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     deps.add_argument("--tests", action="store_true", help="what the harness's own tests need")
     deps.add_argument("--suites", action="store_true", help="also what the registry suites need")
     deps.set_defaults(func=cmd_deps)
+
+    art = sub.add_parser("check-artifacts", help="check release binaries (dir, .tar.gz, .deb) for every arch they hold")
+    art.add_argument("paths", nargs="+", metavar="PATH")
+    art.add_argument("--arch", help="expected arch when the path does not say it")
+    art.add_argument("--k8s", help="release whose Go toolchain the Kubernetes binaries must match (e.g. 1.32)")
+    art.add_argument("-v", "--verbose", action="store_true", help="print passing verdicts too")
+    art.set_defaults(func=cmd_check_artifacts)
     return p
 
 

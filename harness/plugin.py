@@ -35,6 +35,8 @@ def pytest_addoption(parser):
                 help="where node artifacts (serial logs, commands) go (default: reports)")
     g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
                 help="use this existing cluster instead of bootstrapping one")
+    g.addoption("--artifacts", dest="am_artifacts", action="append", default=[], metavar="PATH",
+                help="check release binaries with no node: a bin/ dir, a kubernetes-*-<os>-<arch>.tar.gz or a .deb")
     g.addoption("--recorded-nodes", dest="am_recorded", action="append", default=[], metavar="FILE",
                 help="judge Node objects recorded from a real cluster (no API server needed); repeatable")
     g.addoption("--image-repository", dest="am_image_repository", default="registry.k8s.io", metavar="HOST[/PATH]",

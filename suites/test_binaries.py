@@ -67,3 +67,34 @@ def test_go_toolchain(binary, cell, record_property):
     if verdict.warning:
         record_property("warning", verdict.message)
     assert verdict.ok, verdict.message
+
+
+# ---- artifacts mode: release binaries checked with no node (--artifacts PATH) --------------
+
+def pytest_generate_tests(metafunc):
+    if "artifact" not in metafunc.fixturenames:
+        return
+    from harness import artifacts, matrix
+    from harness.errors import UserError
+
+    found = []
+    try:
+        for path in matrix.split_values(metafunc.config.getoption("am_artifacts")):
+            found += artifacts.scan(path)
+    except UserError as e:
+        raise pytest.UsageError(f"--artifacts {e}") from None
+    if not found:
+        metafunc.parametrize("artifact", [pytest.param(None, marks=pytest.mark.skip(
+            reason="no --artifacts PATH given (release binaries are checked only when asked)"))], ids=["none"])
+        return
+    metafunc.parametrize("artifact", found, ids=[f"{a.platform.name if a.platform else 'unknown'}-{a.binary}"
+                                                 for a in found])
+
+
+def test_artifact(artifact, request):
+    from harness import artifacts, kube_versions
+
+    ks = request.config.getoption("am_kubernetes")
+    release = kube_versions.resolve(ks[0].split(",")[0]) if ks else None
+    bad = [v.message for v in artifacts.check(artifact, release) if not v.ok]
+    assert not bad, "; ".join(bad)
