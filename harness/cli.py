@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import matrix
 from .errors import UserError
@@ -66,6 +67,27 @@ def cmd_check_artifacts(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_readiness(args) -> int:
+    import time
+
+    from . import kube_versions, platforms, readiness
+
+    release = kube_versions.resolve(args.k8s)
+    arches = [platforms.arch(a) for a in matrix.split_values(args.arch)] or [
+        platforms.arch(a) for a in platforms.distro("debian13").arches]
+    extra = readiness.load_images(args.images) if args.images else []
+    t0 = time.perf_counter()
+    rows = readiness.check(release, arches, args.registry.rstrip("/"), extra, args.os, args.os_version)
+    took = time.perf_counter() - t0
+    print(readiness.table(rows))
+    print(f"Kubernetes {release.minor} at {args.registry}: {len(rows)} image x platform checks in {took:.2f} s")
+    if args.json:
+        Path(args.json).write_text(readiness.to_json(rows))
+    if args.junit:
+        Path(args.junit).write_text(readiness.to_junit(rows, release.minor))
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -90,6 +112,19 @@ def parser() -> argparse.ArgumentParser:
     art.add_argument("--k8s", help="release whose Go toolchain the Kubernetes binaries must match (e.g. 1.32)")
     art.add_argument("-v", "--verbose", action="store_true", help="print passing verdicts too")
     art.set_defaults(func=cmd_check_artifacts)
+
+    rd = sub.add_parser("readiness", help="does every image a release needs exist for these arches? (no nodes)")
+    rd.add_argument("--k8s", default="latest", help="release (1.33, v1.33, latest, -1; default latest)")
+    rd.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]",
+                    help="platforms to check (default: every arch Debian 13 has)")
+    rd.add_argument("--registry", default="registry.k8s.io", metavar="HOST[/PATH]",
+                    help="image repository, as kubeadm's imageRepository (default registry.k8s.io)")
+    rd.add_argument("--images", metavar="FILE", help="YAML list of workload images to check too")
+    rd.add_argument("--os", default="linux", choices=["linux", "windows"])
+    rd.add_argument("--os-version", help="Windows build the entries must carry (e.g. 10.0.20348)")
+    rd.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    rd.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    rd.set_defaults(func=cmd_readiness)
     return p
 
 

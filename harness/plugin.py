@@ -37,6 +37,9 @@ def pytest_addoption(parser):
                 help="use this existing cluster instead of bootstrapping one")
     g.addoption("--artifacts", dest="am_artifacts", action="append", default=[], metavar="PATH",
                 help="check release binaries with no node: a bin/ dir, a kubernetes-*-<os>-<arch>.tar.gz or a .deb")
+    g.addoption("--readiness", dest="am_readiness", action="store_true",
+                help="first check the release's images for every selected platform; cells whose images are "
+                     "missing are reported unsupported with the reason, before any node is provisioned")
     g.addoption("--recorded-nodes", dest="am_recorded", action="append", default=[], metavar="FILE",
                 help="judge Node objects recorded from a real cluster (no API server needed); repeatable")
     g.addoption("--image-repository", dest="am_image_repository", default="registry.k8s.io", metavar="HOST[/PATH]",
@@ -63,9 +66,38 @@ def pytest_cmdline_main(config):
 
 def pytest_configure(config):
     try:
-        config.stash[CELLS] = _selected(config)
+        cells = _selected(config)
     except UserError as e:
         raise pytest.UsageError(str(e)) from None
+    if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
+        cells = _readiness_stage(config, cells)
+    config.stash[CELLS] = cells
+
+
+def _readiness_stage(config, cells):
+    """First stage: cells whose release images are missing for their platform become
+    unsupported (with the registry's answer as the reason) before any node is paid for."""
+    from . import kube_versions, platforms, readiness
+    from .registry import Client
+
+    repo = config.getoption("am_image_repository").rstrip("/")
+    client, verdicts = Client(), {}
+    groups: dict = {}
+    for c in cells:
+        if not c.unsupported:
+            groups.setdefault((c.kubernetes, c.os.os, c.os.os_version), set()).add(c.arch)
+    for (minor, os, os_version), arches in groups.items():
+        rows = readiness.check(kube_versions.resolve(minor), [platforms.arch(a) for a in sorted(arches)],
+                               repo, os=os, os_version=os_version, client=client)
+        for r in rows:
+            if r.status in ("missing", "mismatch"):
+                verdicts.setdefault((minor, os, r.platform.split("/")[1]), r.message)
+    out = []
+    for c in cells:
+        reason = verdicts.get((c.kubernetes, c.os.os, c.arch))
+        out.append(matrix.Cell(**c.axes(), unsupported=f"readiness: {reason}", taints=c.taints)
+                   if reason and not c.unsupported else c)
+    return out
 
 
 def pytest_generate_tests(metafunc):
