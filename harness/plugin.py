@@ -42,9 +42,10 @@ def pytest_addoption(parser):
                      "missing are reported unsupported with the reason, before any node is provisioned")
     g.addoption("--recorded-nodes", dest="am_recorded", action="append", default=[], metavar="FILE",
                 help="judge Node objects recorded from a real cluster (no API server needed); repeatable")
-    g.addoption("--image-repository", dest="am_image_repository", default="registry.k8s.io", metavar="HOST[/PATH]",
-                help="where the release's images are checked, as kubeadm's imageRepository "
-                     "(default: registry.k8s.io; plain HTTP is used for loopback hosts)")
+    g.addoption("--image-repository", dest="am_image_repository", default=None, metavar="HOST[/PATH]",
+                help="where the release's images are checked, as kubeadm's imageRepository, e.g. registry.k8s.io "
+                     "or a mirror (plain HTTP for loopback hosts). Registry checks are skipped without it, so "
+                     "a run never reaches out to the network unasked")
 
 
 def _selected(config) -> list[matrix.Cell] | None:
@@ -80,7 +81,10 @@ def _readiness_stage(config, cells):
     from . import kube_versions, platforms, readiness
     from .registry import Client
 
-    repo = config.getoption("am_image_repository").rstrip("/")
+    repo = config.getoption("am_image_repository")
+    if not repo:
+        raise pytest.UsageError("--readiness needs --image-repository (e.g. registry.k8s.io or a mirror)")
+    repo = repo.rstrip("/")
     client, verdicts = Client(), {}
     groups: dict = {}
     for c in cells:
@@ -253,7 +257,11 @@ def registry_client():
 
 @pytest.fixture(scope="session")
 def image_repository(request) -> str:
-    return request.config.getoption("am_image_repository").rstrip("/")
+    repo = request.config.getoption("am_image_repository")
+    if not repo:
+        pytest.skip("no --image-repository given: pass --image-repository registry.k8s.io (or a mirror) "
+                    "to check the published images")
+    return repo.rstrip("/")
 
 
 # ---- outcomes and properties --------------------------------------------------------------

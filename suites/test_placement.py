@@ -28,9 +28,10 @@ def _wait(api, name, until, seconds):
 
 
 @pytest.fixture
-def pod(live_api, cell, image_repository):
+def pod(live_api, cell, request):
+    repo = request.getfixturevalue("image_repository")  # after live_api: a recorded cluster skips first
     name = f"archmatrix-{cell.arch}-{uuid.uuid4().hex[:6]}"
-    manifest = placement.pinned_pod(name, cell.arch, f"{image_repository}/pause:{cell.release.pause}")
+    manifest = placement.pinned_pod(name, cell.arch, f"{repo}/pause:{cell.release.pause}")
     live_api.create_namespaced_pod("default", manifest)
     yield name
     live_api.delete_namespaced_pod(name, "default", grace_period_seconds=0)
