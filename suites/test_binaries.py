@@ -62,7 +62,7 @@ def test_runs(binary, node):
 def test_go_toolchain(binary, cell, record_property):
     spec, found, exe = binary
     if not spec.go:
-        pytest.skip(f"{spec.name} is not a Go program")
+        pytest.skip(f"bootstrapper {cell.bootstrapper} promises no Go toolchain for {spec.name}")
     verdict = elf.check_go(found.path, exe, cell.release)
     if verdict.warning:
         record_property("warning", verdict.message)
