@@ -26,7 +26,10 @@ def free_port() -> int:
 
 
 class LocalRegistry:
-    def __init__(self, root: Path | None = None, port: int | None = None, bind: str = "127.0.0.1"):
+    def __init__(self, root: Path | None = None, port: int | None = None, bind: str = "127.0.0.1",
+                 extra_config: str = ""):
+        """`extra_config`: YAML appended to the config (an `auth:` section, say); with auth on,
+        readiness is a 401 from /v2/ instead of a 200."""
         if shutil.which(BINARY) is None:
             raise InfraError(f"{BINARY} is not installed: apt-get install docker-registry", retryable=False)
         self._tmp = None if root else tempfile.mkdtemp(prefix="archmatrix-registry-")
@@ -38,7 +41,8 @@ class LocalRegistry:
         cfg.write_text(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {bind}:{self.port}\n")
+            f"http:\n  addr: {bind}:{self.port}\n" + extra_config)
+        self._ready = 401 if "auth:" in extra_config else 200
         self.log = self.root / "registry.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([BINARY, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
@@ -53,7 +57,7 @@ class LocalRegistry:
                 self.stop()
                 raise InfraError(f"docker-registry exited ({self.proc.returncode}): {self.log.read_text()[-500:]}")
             try:
-                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == self._ready:
                     return
             except requests.RequestException:
                 pass

@@ -133,30 +133,10 @@ def test_401_and_500_are_clear(tmp_path, seeded):
     import bcrypt
     pw = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
     (tmp_path / "htpasswd").write_text(f"user:{pw}\n")
-    locked = LocalRegistry(tmp_path / "locked")
-    locked.stop()
-    cfg = (tmp_path / "locked" / "config.yml").read_text() + (
-        f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path / 'htpasswd'}\n")
-    (tmp_path / "locked2").mkdir()
-    (tmp_path / "locked2" / "config.yml").write_text(cfg.replace(str(tmp_path / "locked" / "data"),
-                                                                  str(tmp_path / "locked2" / "data")))
-    proc = subprocess.Popen(["docker-registry", "serve", str(tmp_path / "locked2" / "config.yml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        host = f"127.0.0.1:{locked.port}"
-        for _ in range(100):
-            try:
-                import requests
-
-                if requests.get(f"http://{host}/v2/", timeout=1).status_code == 401:
-                    break
-            except Exception:
-                time.sleep(0.1)
-        rows = readiness.check(REL, [platforms.arch("amd64")], host, client=registry.Client(timeout=2, retries=0))
+    with LocalRegistry(tmp_path / "locked", extra_config=(
+            f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path / 'htpasswd'}\n")) as locked:
+        rows = readiness.check(REL, [platforms.arch("amd64")], locked.host, client=registry.Client(timeout=2, retries=0))
         assert all(r.status == "error" and "unauthorized (401)" in r.message for r in rows), rows[0].message
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(5)
     # 500: a tag whose link file the storage driver cannot read (a directory where a file belongs)
     link = next((seeded.root / "data").rglob("complete/pause/_manifests/tags/3.10/current/link"))
     saved = link.read_bytes()
