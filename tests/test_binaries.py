@@ -141,3 +141,24 @@ def test_binaries_suite_artifacts_mode(kubectl):
     assert out.returncode == 0 and "5 passed" in out.stdout, out.stdout[-2000:]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert "1 skipped" in out.stdout and out.returncode == 0
+
+
+def test_version_output_matching():
+    out = "Client Version: v1.32.3\nKustomize Version: v5.5.0\n"
+    assert elf.check_version("kubectl", out, "v1.32").ok
+    assert elf.check_version("kubectl", out, "1.32.3").ok
+    v = elf.check_version("kubectl", out, "v1.3")
+    assert not v.ok and "expected version v1.3, found 'Client Version: v1.32.3'" in v.message
+    assert not elf.check_version("containerd", "containerd github.com/containerd/containerd 1.6.20~ds1", "1.6.2").ok
+    assert elf.check_version("containerd", "containerd github.com/containerd/containerd 1.6.20~ds1", "1.6.20").ok
+
+
+def test_linkage_verdicts(debian_binary, kubectl):
+    with open(debian_binary("busybox-static", A("arm64"), "bin/busybox"), "rb") as f:
+        static = elf.inspect(f)
+    with open(kubectl["arm64"], "rb") as f:
+        dynamic = elf.inspect(f)
+    assert elf.check_linkage("busybox", static, True).ok
+    v = elf.check_linkage("kubectl", dynamic, True)
+    assert not v.ok and v.message == "kubectl: expected static, found dynamic"
+    assert elf.check_linkage("kubectl", dynamic, None).ok
