@@ -12,7 +12,14 @@ def matrix(session):
     session.install("-e", ".")
     # system packages for the selected cells: installed when root, else the exact apt-get line
     session.run("archmatrix", "deps", "--install", "--suites", *session.posargs)
-    session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs)
+    # pytest's exit 1 (some cell failed) still gets its dashboard; anything else (5: nothing ran) fails here
+    code = session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs,
+                       success_codes=[0, 1])
+    if "--collect-only" not in session.posargs and "--co" not in session.posargs:
+        session.run("archmatrix", "report", "reports/results.json", "--history", "reports/site/history",
+                    "--out", "reports/site")
+    if code is not True and code != 0:
+        session.error("some cells failed: see reports/site/index.html")
 
 
 @nox.session
@@ -21,6 +28,16 @@ def tests(session):
     session.install("-e", ".[test]")
     session.run("archmatrix", "deps", "--tests", "--install")
     session.run("pytest", "tests", "-rfEs", *session.posargs)
+
+
+@nox.session
+def dashboard(session):
+    """Rebuild reports/site (dashboard, JUnit, TestGrid layout) from results: `nox -s dashboard -- DIR...`
+    merges shard results; without arguments it uses reports/results.json."""
+    session.install("-e", ".")
+    given = session.posargs or ["reports/results.json"]
+    merge = ["--merge"] if len(given) > 1 else []
+    session.run("archmatrix", "report", *given, *merge, "--history", "reports/site/history", "--out", "reports/site")
 
 
 @nox.session

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -88,6 +89,40 @@ def cmd_readiness(args) -> int:
     return 0 if all(r.ok for r in rows) else 1
 
 
+def cmd_report(args) -> int:
+    from .report import dashboard, results, testgrid
+
+    paths = []
+    for given in args.results:
+        p = Path(given)
+        paths += sorted(p.rglob("results.json")) if p.is_dir() else [p]
+    if not paths:
+        raise UserError(f"report: no results.json under {' '.join(args.results)}")
+    runs = [results.load(p) for p in paths]
+    if len(runs) > 1 and not args.merge:
+        raise UserError(f"report: {len(runs)} results given; pass --merge to join the shards of one run")
+    run = results.merge(runs) if args.merge else runs[0]
+    history = []
+    if args.history:
+        hdir = Path(args.history)
+        if hdir.exists() and not hdir.is_dir():
+            raise UserError(f"--history {hdir}: not a directory")
+        if not hdir.exists():
+            print(f"archmatrix report: no history yet ({hdir} does not exist): this run starts it")
+        else:
+            history = [h for h in (results.load(p) for p in sorted(hdir.rglob("*.json"))) if h.id != run.id]
+    history.sort(key=lambda r: r.started)
+    out = Path(args.out)
+    saved = results.save(run, out / "results.json")
+    (out / "history").mkdir(exist_ok=True)
+    shutil.copyfile(saved, out / "history" / f"{run.id}.json")  # publish this dir; feed it back as --history
+    testgrid.write(run, out / "testgrid")
+    page = dashboard.render(history + [run], out)
+    print(f"archmatrix report: {len(run.records)} records, {len(history)} earlier runs -> {page}")
+    print(f"  TestGrid layout: {out / 'testgrid'}   JUnit: {out / 'testgrid' / 'artifacts'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -125,6 +160,13 @@ def parser() -> argparse.ArgumentParser:
     rd.add_argument("--json", metavar="FILE", help="write the results as JSON")
     rd.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
     rd.set_defaults(func=cmd_readiness)
+
+    rp = sub.add_parser("report", help="dashboard, JUnit and TestGrid layout from results.json (joins shards)")
+    rp.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files, or dirs holding them")
+    rp.add_argument("--merge", action="store_true", help="join the results of the shards of one run")
+    rp.add_argument("--history", metavar="DIR", help="earlier results (*.json) for history and flakes")
+    rp.add_argument("--out", default="reports/site", metavar="DIR", help="output directory (default reports/site)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

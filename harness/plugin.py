@@ -73,6 +73,8 @@ def pytest_configure(config):
     if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
         cells = _readiness_stage(config, cells)
     config.stash[CELLS] = cells
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
 
 
 def _readiness_stage(config, cells):
@@ -266,16 +268,26 @@ def image_repository(request) -> str:
 
 # ---- outcomes and properties --------------------------------------------------------------
 
+def _cell_of(item):
+    spec = getattr(item, "callspec", None)
+    return spec.params.get("cell") if spec is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    cell = _cell_of(item)
+    if cell is not None:  # before setup, so every phase's report carries them (and they reach xdist's controller)
+        item.user_properties.extend((f"archmatrix.{k}", v) for k, v in cell.axes().items())
+        item.user_properties.append(("archmatrix.cell", cell.id))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
+    cell = _cell_of(item)
     if cell is None:
         return
-    if rep.when == "setup":
-        item.user_properties.extend((f"archmatrix.{k}", v) for k, v in cell.axes().items())
-        item.user_properties.append(("archmatrix.cell", cell.id))
     if call.excinfo is not None and call.excinfo.errisinstance(InfraError):
         err = call.excinfo.value
         rep.longrepr = err.report()
@@ -287,3 +299,57 @@ def pytest_runtest_makereport(item, call):
         node = item.funcargs.get("node")
         if node is not None:
             item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())
+        rep.user_properties = list(item.user_properties)
+
+
+# ---- results.json and the terminal grid (on the controller only) -----------------------------
+
+class ResultsCollector:
+    """Gathers every phase report of every cell test (under xdist: as the controller receives
+    them), writes results.json at the end and prints the cell grid."""
+
+    def __init__(self, config):
+        self.config = config
+        self.phases: dict[str, dict] = {}
+        self.run = self.path = None
+
+    def pytest_runtest_logreport(self, report):
+        if any(k == "archmatrix.cell" for k, _ in report.user_properties):
+            self.phases.setdefault(report.nodeid, {})[report.when] = report
+
+    def build(self):
+        from .report import results
+
+        run = results.new_run(self.config.getoption("am_shard"))
+        for nodeid, phases in self.phases.items():
+            props = {}
+            for r in phases.values():
+                props.update(dict(r.user_properties))
+            outcome, message, seconds = results.outcome_of(phases)
+            cell = props.pop("archmatrix.cell")
+            short = {k.removeprefix("archmatrix."): v for k, v in props.items() if k.startswith("archmatrix.")}
+            axes = {a: short.pop(a) for a in matrix.AXES if a in short}
+            artifacts = {k.removeprefix("artifact."): short.pop(k) for k in list(short) if k.startswith("artifact.")}
+            test = nodeid.split("@")[0]
+            run.records.append(results.Record(cell, test, outcome, round(seconds, 3), message, axes, short, artifacts))
+            run.inputs.setdefault(cell, results.fingerprint(axes, short))
+        run.finished = time.time()
+        return run
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if not self.phases:
+            return
+        from .report import results
+
+        self.run = self.build()
+        self.path = results.save(self.run, Path(self.config.getoption("am_reports")) / "results.json")
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.run is None:
+            return
+        from .report import console
+
+        terminalreporter.section("archmatrix")
+        for line in console.grid(self.run):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"results: {self.path}   dashboard: archmatrix report {self.path} --out reports/site")

@@ -20,7 +20,7 @@ REGISTRY_PACKAGES = {"docker-registry", "skopeo"}
 # The harness's own tests use real parts: foreign-arch binaries under qemu-user, every
 # qemu-system, a loopback registry, dpkg-architecture, and sshd in network namespaces.
 TEST_PACKAGES = ({"qemu-user-static", "qemu-system-x86", "qemu-system-arm", "qemu-system-ppc",
-                  "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server"}
+                  "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server", "chromium"}
                  | PROVIDER_PACKAGES["qemu"] | REGISTRY_PACKAGES)
 
 
