@@ -38,3 +38,25 @@ def run_cli():
         return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
                               env={**os.environ, **(env or {})})
     return run
+
+
+def _our_processes():
+    """PIDs of services the harness starts (registry, qemu, sshd, dockerd) now running."""
+    out = subprocess.run(["pgrep", "-f", "docker-registry serve|qemu-system-|sshd .*-f /tmp|dockerd "],
+                         capture_output=True, text=True).stdout.split()
+    return {int(p) for p in out}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_leaks():
+    """Every service a test starts is stopped by its own PID: none may outlive the session."""
+    before = _our_processes()
+    yield
+    import time
+
+    for _ in range(20):  # give SIGTERMed processes a moment to exit
+        left = _our_processes() - before
+        if not left:
+            return
+        time.sleep(0.25)
+    pytest.fail(f"processes left running after the tests: {sorted(left)}")
