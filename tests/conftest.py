@@ -60,3 +60,21 @@ def nothing_leaks():
             return
         time.sleep(0.25)
     pytest.fail(f"processes left running after the tests: {sorted(left)}")
+
+
+def registry_and_layout(tmp_path_factory):
+    """A fresh loopback docker-registry and an empty OCI layout to seed it from (skips, saying
+    which package is missing, where the tools are not installed)."""
+    from harness.images.oci import Layout
+    from harness.localregistry import LocalRegistry
+
+    need("docker-registry", "docker-registry")
+    need("skopeo", "skopeo")
+    return LocalRegistry(tmp_path_factory.mktemp("registry")), Layout(tmp_path_factory.mktemp("layout"))
+
+
+def image_for(arch: str, os: str = "linux", **kw):
+    """A one-file image for `arch` whose content names the arch (distinct digests per arch)."""
+    from harness.images.oci import Image
+
+    return Image(platforms.arch(arch).oci_platform(os), {"/pause": f"pause for {arch}".encode()}, **kw)

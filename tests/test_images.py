@@ -7,24 +7,19 @@ import pytest
 
 from harness import platforms, registry
 from harness.checks import images
-from harness.images.oci import Image, Layout, push
+from harness.images.oci import Image, push
 from harness.localregistry import LocalRegistry
-from conftest import ROOT, need
+from conftest import ROOT, image_for, registry_and_layout
 
 ARCHES = ("amd64", "arm64", "arm", "ppc64le", "s390x")
 
 
-def img(arch, os="linux", **kw):
-    p = platforms.arch(arch).oci_platform(os)
-    return Image(p, {"/pause": f"pause for {arch}".encode()}, **kw)
+img = image_for
 
 
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory):
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
-    r = LocalRegistry(tmp_path_factory.mktemp("registry"))
-    lay = Layout(tmp_path_factory.mktemp("layout"))
+    r, lay = registry_and_layout(tmp_path_factory)
     lay.tag("good", [img(a) for a in ARCHES])
     lay.tag("no-s390x", [img(a) for a in ARCHES if a != "s390x"])
     lay.tag("liar", [img(a) if a != "ppc64le" else img(a, config_platform={"os": "linux", "architecture": "amd64"})

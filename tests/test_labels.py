@@ -3,7 +3,6 @@ edited copies of them; then the suite end to end through the plugin on those rec
 import copy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

@@ -1,6 +1,5 @@
 """Readiness against Debian's docker-registry on loopback, seeded with a complete release set
 and a set with holes; then a registry that is down, stalled, refusing (401) or broken (500)."""
-import base64
 import json
 import os
 import signal
@@ -11,24 +10,20 @@ import time
 import pytest
 
 from harness import kube_versions, platforms, readiness, registry
-from harness.images.oci import Image, Layout, push
+from harness.images.oci import push
 from harness.localregistry import LocalRegistry
-from conftest import ROOT, need
+from conftest import ROOT, image_for, registry_and_layout
 
 REL = kube_versions.resolve("1.33")
 ARCHES = ("amd64", "arm64", "ppc64le", "s390x")
 
 
-def img(arch, **kw):
-    return Image(platforms.arch(arch).oci_platform(), {"/bin": arch.encode()}, **kw)
+img = image_for
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
-    reg = LocalRegistry(tmp_path_factory.mktemp("reg"))
-    lay = Layout(tmp_path_factory.mktemp("layout"))
+    reg, lay = registry_and_layout(tmp_path_factory)
     full = [img(a) for a in ARCHES]
     jobs = []
     for name, ref in REL.images(f"{reg.host}/complete").items():

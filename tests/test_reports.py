@@ -78,7 +78,7 @@ def real_run(tmp_path_factory):
                         "--reports-dir", str(out), "--junitxml", str(out / "pytest-junit.xml")],
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:]
-    assert "== archmatrix ==" in p.stdout.replace("=" * 34, "==")  or "archmatrix" in p.stdout
+    assert "archmatrix ==" in p.stdout and "amd64" in p.stdout  # the terminal grid
     return out
 
 
@@ -111,8 +111,6 @@ def test_real_run_results_and_junit_round_trip(real_run, tmp_path, run_cli):
 
 def test_report_merges_shard_dirs(tmp_path, run_cli):
     for k in (1, 2):
-        p = subprocess.run([sys.executable, "-m", "pytest", "tests/test_kube_versions.py", "-q"], cwd=ROOT,
-                           capture_output=True)  # (any quick command: shards below are written directly)
         run = Run("nightly", 10.0 + k, 20.0 + k, shard=f"{k}/2")
         run.records = [rec("s390x" if k == 1 else "arm64", "1.33", "t", "passed")]
         results.save(run, tmp_path / f"shard{k}" / "results.json")
