@@ -182,3 +182,15 @@ def test_ci_examples_spread_over_arch_and_shard_and_merge():
     prow = yaml.safe_load((ROOT / "examples" / "ci" / "prow-periodic.yaml").read_text())
     job = prow["periodics"][0]
     assert job["interval"] and "nox -s matrix" in job["spec"]["containers"][0]["args"][0]
+
+
+def test_real_run_dashboard_in_chromium(browser, real_run, tmp_path, run_cli):
+    out = run_cli("report", str(real_run / "results.json"), "--out", str(tmp_path / "site"))
+    assert out.returncode == 0, out.stderr
+    page = browser.new_page()
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    cells = page.eval_on_selector_all("td.cell[data-cell]", "els => els.map(e => [e.dataset.cell, e.dataset.status])")
+    run = results.load(real_run / "results.json")
+    assert sorted(cells) == sorted({(r.cell, "passed") for r in run.records})
+    page.click(f"td[data-cell='{cells[0][0]}']")
+    assert "test_arch[sh-" in page.locator(f"[id='d-{cells[0][0]}']").inner_text()
