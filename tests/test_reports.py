@@ -191,6 +191,6 @@ def test_real_run_dashboard_in_chromium(browser, real_run, tmp_path, run_cli):
     page.goto((tmp_path / "site" / "index.html").as_uri())
     cells = page.eval_on_selector_all("td.cell[data-cell]", "els => els.map(e => [e.dataset.cell, e.dataset.status])")
     run = results.load(real_run / "results.json")
-    assert sorted(cells) == sorted({(r.cell, "passed") for r in run.records})
+    assert sorted(map(tuple, cells)) == sorted({(r.cell, "passed") for r in run.records})
     page.click(f"td[data-cell='{cells[0][0]}']")
     assert "test_arch[sh-" in page.locator(f"[id='d-{cells[0][0]}']").inner_text()
