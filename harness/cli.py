@@ -123,6 +123,77 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_images(args) -> int:
+    from . import platforms
+    from .images import build as images
+
+    if args.action == "list":
+        for d in sorted(images.images_dir().iterdir()):
+            if d.is_dir() and not d.name.startswith("."):
+                ok = images._complete(d)
+                m = json.loads((d / "manifest.json").read_text()) if ok else {}
+                size = sum(f.stat().st_size for f in d.iterdir()) / 1e6
+                print(f"{d.name:32} {'complete' if ok else 'INCOMPLETE'} {size:7.0f} MB "
+                      f"{m.get('kernel', '')} built in {m.get('build_seconds', '?')} s")
+        return 0
+    pairs = [(platforms.arch(a), platforms.distro(d)) for a in matrix.split_values(args.arch) or ["amd64"]
+             for d in matrix.split_values(args.distro) or ["debian12"]]
+    bad = 0
+    for p, d in pairs:
+        if args.action == "build":
+            img = images.build(p, d, progress=lambda m: print(f"archmatrix: {m}", flush=True))
+            print(f"{img.path}")
+        elif args.action == "verify":
+            img = images.lookup(p, d)
+            problems = ["not built (or incomplete)"] if img is None else images.verify(img)
+            bad += bool(problems)
+            print(f"{d.name}/{p.name}: " + ("ok" if not problems else "; ".join(problems)))
+        elif args.action == "rm":
+            path = images.images_dir() / images.key(p, d)
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"removed {path}")
+    return 1 if bad else 0
+
+
+def cmd_gc(args) -> int:
+    from .providers import qemu
+
+    found = qemu.reap(dry_run=args.list)
+    live = [json.loads(r.read_text()) for r in qemu.run_dir().glob("*.json")]
+    for f in found:
+        print(f"{'orphaned' if args.list else 'reaped'}: {f['cell']} qemu pid {f['pid']} (owner {f['owner']} is gone)")
+    for f in live if args.list else ():
+        if f not in found:
+            print(f"running: {f['cell']} qemu pid {f['pid']} ssh -p {f['port']} root@127.0.0.1 (owner {f['owner']})")
+    if not found and not (args.list and live):
+        print("archmatrix gc: nothing to do")
+    return 0
+
+
+def cmd_up(args) -> int:
+    """Boot one cell's node and keep it until Ctrl-C, printing the ssh command."""
+    import signal as _signal
+
+    from . import providers
+
+    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell])
+    cell = cells[0]
+    if cell.unsupported:
+        raise UserError(f"{cell.id} is unsupported: {cell.unsupported}")
+    node = providers.get(cell.provider, progress=lambda m: print(f"archmatrix: {m}", flush=True)).provision(
+        cell, Path(args.reports_dir) / "artifacts" / cell.id)
+    try:
+        print(f"{cell.id} is up ({node.facts}).")
+        if node.ssh_config:
+            print(f"  ssh -F {node.ssh_config} node")
+        print("Ctrl-C stops it.", flush=True)
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM})
+        _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
+    finally:
+        node.teardown()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -167,6 +238,22 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--history", metavar="DIR", help="earlier results (*.json) for history and flakes")
     rp.add_argument("--out", default="reports/site", metavar="DIR", help="output directory (default reports/site)")
     rp.set_defaults(func=cmd_report)
+
+    im = sub.add_parser("images", help="base images for QEMU nodes: build, list, verify, rm")
+    im.add_argument("action", choices=["build", "list", "verify", "rm"])
+    im.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]")
+    im.add_argument("--distro", action="append", default=[], metavar="DISTRO[,DISTRO]")
+    im.set_defaults(func=cmd_images)
+
+    gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--list: only show)")
+    gc.add_argument("--list", action="store_true", help="list running and orphaned nodes, stop nothing")
+    gc.set_defaults(func=cmd_gc)
+
+    up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")
+    up.add_argument("cell", metavar="CELL")
+    up.add_argument("--matrix", default=None, metavar="FILE")
+    up.add_argument("--reports-dir", default="reports", metavar="DIR")
+    up.set_defaults(func=cmd_up)
     return p
 
 

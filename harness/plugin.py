@@ -185,7 +185,7 @@ class NodePool:
         from . import providers
 
         out = Path(self.config.getoption("am_reports")) / "artifacts" / cell.id
-        provider = providers.get(cell.provider)
+        provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m))
         progress(self.config, cell, f"provisioning with {cell.provider}")
         try:
             self.node = provider.provision(cell, out)

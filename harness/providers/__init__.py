@@ -20,6 +20,7 @@ from ..matrix import PROVIDERS, Cell
 # name -> module:class, imported only when a cell uses it (paramiko/docker are slow to import)
 _IMPLEMENTATIONS = {
     "local": "harness.providers.local:LocalProvider",
+    "qemu": "harness.providers.qemu:QemuProvider",
 }
 
 
@@ -66,6 +67,9 @@ class Provider:
 
     name = "base"
 
+    def __init__(self, progress: Callable[[str], None] = print):
+        self.progress = progress  # one line per long step (image build, boot): the user sees it is alive
+
     def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -78,7 +82,7 @@ class Provider:
         return node
 
 
-def get(name: str) -> Provider:
+def get(name: str, progress=print) -> Provider:
     if name not in PROVIDERS:
         raise UserError(f"unknown provider '{name}'; known: {', '.join(PROVIDERS)}")
     spec = _IMPLEMENTATIONS.get(name)
@@ -86,4 +90,4 @@ def get(name: str) -> Provider:
         raise InfraError(f"provider '{name}' is not available in this version of archmatrix "
                          f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)(progress=progress)

@@ -1,0 +1,270 @@
+"""Base images for QEMU nodes: a Debian root filesystem from the distro's own packages
+(mmdebstrap), a kernel and a small initramfs, an ext4 disk as qcow2. Content-addressed
+cache under a lock: parallel workers build once; a half-written image is never visible
+(built in a temporary directory, renamed into place, its manifest written last).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+from .. import debian, platforms
+from ..errors import InfraError, UserError
+
+BUILDER_VERSION = "1"
+# python3 is not needed: testinfra's ssh backend runs shell commands only
+PACKAGES = ("systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "udev")
+# initramfs-tools: only the modules a virt machine needs (MODULES=most took ~10 min under emulation)
+INITRAMFS_MODULES = ("virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "ext4", "crc32c_generic", "virtio_ccw")
+DISK_HEADROOM_MB = 1536  # room for a runtime and kubectl installed by a bootstrapper
+
+FIRSTBOOT = """[Unit]
+Description=archmatrix: this node's own SSH host key, printed to the console
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/bin/sh -c 'echo "ARCHMATRIX-HOSTKEY $(cat /etc/ssh/ssh_host_ed25519_key.pub)" > /dev/console'
+
+[Install]
+WantedBy=multi-user.target
+"""
+READY = """[Unit]
+Description=archmatrix: ready marker on the console once sshd runs
+After=ssh.service archmatrix-hostkey.service
+Wants=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "ARCHMATRIX-HOSTKEY $(cat /etc/ssh/ssh_host_ed25519_key.pub)" > /dev/console; echo ARCHMATRIX-READY > /dev/console'
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    path: Path  # the cache entry directory
+    arch: str
+    distro: str
+
+    @property
+    def disk(self) -> Path:
+        return self.path / "disk.qcow2"
+
+    @property
+    def kernel(self) -> Path:
+        return self.path / "kernel"
+
+    @property
+    def initrd(self) -> Path:
+        return self.path / "initrd"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.path / "id_ed25519"
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / "manifest.json").read_text())
+
+
+def images_dir() -> Path:
+    d = debian.cache_dir() / "images"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def key(p: platforms.Platform, d: platforms.Distro) -> str:
+    """Content address: arch, distro, package set, module list, builder version."""
+    spec = {"arch": p.name, "distro": d.name, "release": d.release, "packages": sorted(PACKAGES + (p.kernel_package,)),
+            "modules": INITRAMFS_MODULES, "builder": BUILDER_VERSION}
+    return f"{d.name}-{p.name}-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _complete(path: Path) -> bool:
+    """A cache entry is usable when its manifest exists and every file has the recorded size."""
+    m = path / "manifest.json"
+    if not m.is_file():
+        return False
+    try:
+        files = json.loads(m.read_text())["files"]
+    except (ValueError, KeyError):
+        return False
+    return all((path / f).is_file() and (path / f).stat().st_size == info["size"] for f, info in files.items())
+
+
+def lookup(p: platforms.Platform, d: platforms.Distro) -> BaseImage | None:
+    path = images_dir() / key(p, d)
+    return BaseImage(path, p.name, d.name) if _complete(path) else None
+
+
+def verify(img: BaseImage) -> list[str]:
+    """Full check (sha256 of every file): what is wrong, or nothing."""
+    problems = []
+    for f, info in img.manifest["files"].items():
+        fp = img.path / f
+        if not fp.is_file():
+            problems.append(f"{f}: missing")
+            continue
+        h = hashlib.sha256()
+        with open(fp, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != info["sha256"]:
+            problems.append(f"{f}: sha256 differs from the manifest")
+    return problems
+
+
+def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n".encode())
+        out.flush()
+        p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           env={**os.environ, **(env or {})})
+    if p.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise InfraError(f"{what} failed (exit {p.returncode})", artifacts={"build log": log}, log_tail="\n".join(tail))
+
+
+def _check_tools(p: platforms.Platform) -> None:
+    need = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils", "ssh-keygen": "openssh-client"}
+    if p is not platforms.host():
+        need[p.qemu_user] = "qemu-user-static"
+    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
+    if missing:
+        raise UserError(f"building a {p.name} image needs: apt-get install -y {' '.join(missing)}")
+
+
+def ensure_binfmt(p: platforms.Platform) -> None:
+    """Foreign maintainer scripts run under qemu-user through binfmt_misc: mount and register it."""
+    if p is platforms.host():
+        return
+    mnt = Path("/proc/sys/fs/binfmt_misc")
+    if not (mnt / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(mnt)], check=False, capture_output=True)
+    entry = mnt / f"qemu-{p.uname if p.name != 'arm64' else 'aarch64'}"
+    if not entry.exists():
+        conf = Path(f"/usr/lib/binfmt.d/qemu-{entry.name.removeprefix('qemu-')}.conf")
+        if conf.is_file() and (mnt / "register").exists():
+            try:
+                (mnt / "register").write_text(conf.read_text().strip())
+            except OSError:
+                pass
+    if not entry.exists() and not any(mnt.glob(f"qemu-{p.uname}*")):
+        raise InfraError(f"binfmt_misc has no qemu-{p.uname} entry: apt-get install qemu-user-static "
+                         f"(and, in a container, mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)",
+                         retryable=False)
+
+
+def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], None] = print) -> BaseImage:
+    """The cached image for (arch, distro), building it under a lock if needed."""
+    if p.name not in d.arches:
+        raise UserError(f"{d.name} has no {p.name} port (it exists for {', '.join(d.arches)})")
+    if d.family != "debian":
+        raise UserError(f"{d.name}: archmatrix builds Debian images only; for Ubuntu download the cloud image "
+                        f"(https://cloud-images.ubuntu.com/{d.release}/current/) and pass it as a local file")
+    final = images_dir() / key(p, d)
+    with FileLock(str(final) + ".lock"):
+        if _complete(final):
+            return BaseImage(final, p.name, d.name)
+        if final.exists():
+            progress(f"image {final.name}: incomplete or corrupt, rebuilding")
+            shutil.rmtree(final)
+        _check_tools(p)
+        ensure_binfmt(p)
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=images_dir()))
+        try:
+            _build_into(work, p, d, progress)
+            os.replace(work / "out", final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True) if not _complete(final) else None
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+        return BaseImage(final, p.name, d.name)
+
+
+def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress) -> None:
+    root, out, log = work / "root", work / "out", work / "build.log"
+    out.mkdir()
+    t0 = time.monotonic()
+    modules = work / "modules"
+    modules.write_text("\n".join(INITRAMFS_MODULES) + "\n")
+    hook = work / "initramfs-hook.sh"
+    # before the kernel package is configured: its postinst builds the initramfs with these settings
+    # (modules.d, not /etc/initramfs-tools/modules: that one is a conffile and would prompt)
+    hook.write_text("#!/bin/sh\nset -e\n"
+                    'mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"\n'
+                    'printf "MODULES=list\\nCOMPRESS=gzip\\n" > "$1/etc/initramfs-tools/conf.d/archmatrix"\n'
+                    f'cp {modules} "$1/usr/share/initramfs-tools/modules.d/archmatrix.conf"\n')
+    hook.chmod(0o755)
+    progress(f"image {d.name}/{p.name}: mmdebstrap {d.release} (foreign arches run maintainer scripts "
+             f"under qemu-user: minutes)")
+    _run(["mmdebstrap", "--variant=apt", f"--arch={p.debian}", "--include=" + ",".join(PACKAGES + (p.kernel_package,)),
+          f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.mirror()], "mmdebstrap", log)
+    progress(f"image {d.name}/{p.name}: rootfs in {time.monotonic() - t0:.0f} s; configuring")
+    _configure(root, p, out)
+    boot = root / "boot"
+    kernels = sorted(boot.glob(p.qemu.kernel_glob))
+    initrds = sorted(boot.glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise InfraError(f"{p.name}: no {p.qemu.kernel_glob} or initrd in /boot", artifacts={"build log": log})
+    shutil.copyfile(kernels[-1], out / "kernel")
+    shutil.copyfile(initrds[-1], out / "initrd")
+    size_mb = int(subprocess.run(["du", "-sm", str(root)], capture_output=True, text=True).stdout.split()[0])
+    raw = work / "disk.raw"
+    _run(["mkfs.ext4", "-q", "-L", "root", "-d", str(root), str(raw), f"{size_mb + DISK_HEADROOM_MB}M"], "mkfs.ext4", log)
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2")], "qemu-img convert", log)
+    raw.unlink()
+    files = {}
+    for f in ("disk.qcow2", "kernel", "initrd", "id_ed25519", "id_ed25519.pub"):
+        h = hashlib.sha256((out / f).read_bytes()).hexdigest()
+        files[f] = {"size": (out / f).stat().st_size, "sha256": h}
+    (out / "manifest.json").write_text(json.dumps({
+        "arch": p.name, "distro": d.name, "release": d.release, "builder": BUILDER_VERSION,
+        "packages": sorted(PACKAGES + (p.kernel_package,)), "kernel": kernels[-1].name,
+        "build_seconds": round(time.monotonic() - t0, 1), "files": files}, indent=1))
+    shutil.copyfile(log, out / "build.log")
+    progress(f"image {d.name}/{p.name}: done in {time.monotonic() - t0:.0f} s")
+
+
+def _configure(root: Path, p: platforms.Platform, out: Path) -> None:
+    """Offline, from the host: network, fstab, services, the harness's login key, no host keys."""
+    (root / "etc/fstab").write_text("LABEL=root / ext4 rw,errors=remount-ro 0 0\n")
+    (root / "etc/hostname").write_text(f"archmatrix-{p.name}\n")
+    net = root / "etc/systemd/network/10-archmatrix.network"
+    net.parent.mkdir(parents=True, exist_ok=True)
+    net.write_text("[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n")
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text("nameserver 10.0.2.3\n")  # QEMU user-mode NAT's DNS
+    for key_file in (root / "etc/ssh").glob("ssh_host_*"):
+        key_file.unlink()  # every node makes its own at first boot (archmatrix-hostkey.service)
+    units = root / "etc/systemd/system"
+    (units / "archmatrix-hostkey.service").write_text(FIRSTBOOT)
+    (units / "archmatrix-ready.service").write_text(READY)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "archmatrix", "-f", str(out / "id_ed25519")],
+                   check=True)
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text((out / "id_ed25519.pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    subprocess.run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service", "ssh.service",
+                    "archmatrix-hostkey.service", "archmatrix-ready.service"], check=True, capture_output=True)
+    subprocess.run(["systemctl", f"--root={root}", "mask", "systemd-networkd-wait-online.service"],
+                   check=True, capture_output=True)

@@ -1,0 +1,247 @@
+"""QEMU system emulation nodes. Every per-arch setting comes from the platform table's Qemu
+row; this module only assembles them. A node is a qcow2 overlay on a cached base image,
+booted with its kernel directly, reached over SSH through a user-mode port forward on
+127.0.0.1 (a port the OS picked), its host key pinned from the serial console.
+
+Leak-proofing: QEMU runs in its own session with a pidfile; PR_SET_PDEATHSIG kills it if
+the process that started it dies (xdist worker crash); every live node is registered
+in a run directory so `archmatrix gc` and the next run reap what an owner left behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .. import debian, platforms
+from ..errors import InfraError
+from ..images import build as images
+from ..localregistry import free_port
+from ..matrix import Cell
+from . import Node, Provider
+
+PR_SET_PDEATHSIG = 1
+BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
+
+
+def run_dir() -> Path:
+    d = debian.cache_dir() / "run"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _die_with_parent():
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: int, serial: Path, accel: str,
+            smp: int = 2, memory_mb: int = 2048) -> list[str]:
+    """The whole QEMU command line for a node of arch `p` (all per-arch knowledge is in `p.qemu`)."""
+    q = p.qemu
+    cmd = [q.system, "-machine", q.machine, "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
+           "-smp", str(smp), "-m", str(memory_mb), "-display", "none", "-no-reboot",
+           "-kernel", str(img.kernel), "-initrd", str(img.initrd),
+           "-append", f"root=/dev/vda rw console={q.console} panic=-1",
+           "-drive", f"file={overlay},if=none,id=disk0,format=qcow2",
+           "-device", f"{q.disk},drive=disk0",
+           "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
+           "-device", f"{q.net},netdev=net0",
+           "-serial", f"file:{serial}", "-monitor", "none"]
+    if accel == "kvm":
+        cmd += ["-cpu", "host"]
+    elif q.cpu:
+        cmd += ["-cpu", q.cpu]
+    if q.bios:
+        cmd += ["-bios", q.bios]
+    return cmd
+
+
+def qemu_version(binary: str) -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    return out.split("version", 1)[-1].split()[0] if "version" in out else "unknown"
+
+
+class QemuNode:
+    """One running QEMU process and everything it owns (overlay, known_hosts, ssh control socket)."""
+
+    def __init__(self, cell: Cell, artifacts: Path, img: images.BaseImage, accel: str):
+        self.cell, self.artifacts, self.img, self.accel = cell, artifacts, img, accel
+        self.p = cell.platform
+        self.serial = artifacts / "serial.log"
+        self.overlay = artifacts / "overlay.qcow2"
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="am-"))  # short path: ssh control sockets have a length limit
+        self.proc: subprocess.Popen | None = None
+        self.record = run_dir() / f"{os.getpid()}-{self.port}.json"
+
+    def start(self) -> None:
+        if shutil.which(self.p.qemu.system) is None:
+            raise InfraError(f"{self.p.qemu.system} not found: apt-get install {self.p.qemu.package}", retryable=False)
+        self.serial.unlink(missing_ok=True)
+        self.overlay.unlink(missing_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.img.disk), "-F", "qcow2",
+                        str(self.overlay)], check=True, capture_output=True)
+        cmd = command(self.p, self.img, self.overlay, self.port, self.serial, self.accel)
+        (self.artifacts / "commands.txt").write_text(" ".join(cmd) + "\n")
+        self.proc = subprocess.Popen(cmd + ["-pidfile", str(self.tmp / "qemu.pid")], stdin=subprocess.DEVNULL,
+                                     stdout=open(self.artifacts / "qemu.log", "wb"), stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.record.write_text(json.dumps({"owner": os.getpid(), "pid": self.proc.pid, "cell": self.cell.id,
+                                           "port": self.port, "artifacts": str(self.artifacts)}))
+
+    def serial_text(self) -> str:
+        try:
+            return self.serial.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float, progress) -> str:
+        """Layer 1: the console says the host key and READY; layer 2: a real SSH exchange.
+        Returns the pinned host key line."""
+        deadline = time.monotonic() + timeout
+        hostkey, last_note = None, 0.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise self.failure(f"QEMU exited with {self.proc.returncode} before the node was ready")
+            text = self.serial_text()
+            for line in text.splitlines():
+                if line.startswith("ARCHMATRIX-HOSTKEY ssh-ed25519 "):
+                    hostkey = line.split(" ", 1)[1].strip()
+            if hostkey and "ARCHMATRIX-READY" in text:
+                break
+            if time.monotonic() - last_note > 15:
+                last_note = time.monotonic()
+                lines = [x for x in text.splitlines() if x.strip()]
+                progress(f"booting ({self.accel}), {len(lines)} console lines: {lines[-1][:80] if lines else '...'}")
+            time.sleep(0.5)
+        else:
+            raise self.failure(f"no ready marker on the console after {timeout:.0f} s ({self.accel})")
+        self._write_ssh_config(hostkey)
+        while time.monotonic() < deadline:
+            out = subprocess.run(["ssh", "-F", str(self.ssh_config), "node", "uname -m"], capture_output=True,
+                                 text=True, stdin=subprocess.DEVNULL, timeout=60)
+            if out.returncode == 0:
+                if out.stdout.strip() != self.p.uname:
+                    raise self.failure(f"node says uname -m {out.stdout.strip()}, expected {self.p.uname}")
+                return hostkey
+            time.sleep(1)
+        raise self.failure(f"SSH to 127.0.0.1:{self.port} did not answer before the deadline")
+
+    def _write_ssh_config(self, hostkey: str) -> None:
+        known = self.tmp / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{self.port} {hostkey}\n")
+        self.ssh_config = self.tmp / "ssh_config"
+        self.ssh_config.write_text(
+            f"Host node\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
+            f"  IdentityFile {self.img.ssh_key}\n  IdentitiesOnly yes\n  BatchMode yes\n"
+            f"  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n  GlobalKnownHostsFile /dev/null\n"
+            f"  ControlMaster auto\n  ControlPath {self.tmp}/cm\n  ControlPersist 600\n"
+            f"  ConnectTimeout 30\n  ServerAliveInterval 15\n")
+
+    def failure(self, why: str) -> InfraError:
+        tail = "\n".join(self.serial_text().splitlines()[-50:])
+        self.stop()
+        return InfraError(f"{self.cell.id}: {why}", artifacts={"serial": self.serial,
+                                                                "commands": self.artifacts / "commands.txt"},
+                          log_tail=tail)
+
+    def stop(self) -> None:
+        if getattr(self, "ssh_config", None) and (self.tmp / "cm").exists():
+            subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", "node"], capture_output=True, timeout=10)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+            except ProcessLookupError:
+                pass
+        self.record.unlink(missing_ok=True)
+        self.overlay.unlink(missing_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def kvm_usable(p: platforms.Platform) -> bool:
+    """KVM only for the native arch, and only if /dev/kvm opens; a probe boot decides (cached)."""
+    return p is platforms.host() and os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+class QemuProvider(Provider):
+    name = "qemu"
+
+    def start(self, cell: Cell, artifacts: Path) -> Node:
+        reap()
+        img = images.build(cell.platform, cell.os, progress=self.progress)
+        accel = self._accelerator(cell, artifacts, img)
+        node = QemuNode(cell, artifacts, img, accel)
+        t0 = time.monotonic()
+        try:
+            node.start()
+            node.wait_ready(BOOT_TIMEOUT[accel], self.progress)
+        except BaseException:  # Ctrl-C during a boot too: the node is stopped by its own PID
+            node.stop()
+            raise
+        facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1),
+                 "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
+                 "kernel": img.manifest["kernel"]}
+        return Node(cell, "ssh://node", artifacts, facts, stop=node.stop, ssh_config=str(node.ssh_config))
+
+    def _accelerator(self, cell: Cell, artifacts: Path, img: images.BaseImage) -> str:
+        if not kvm_usable(cell.platform):
+            return "tcg"
+        probe = run_dir().parent / "kvm-probe.json"
+        if probe.is_file():
+            return json.loads(probe.read_text())["accelerator"]
+        self.progress("probing KVM with a real boot (deadline 45 s)")
+        trial = QemuNode(cell, artifacts / "kvm-probe", img, "kvm")
+        trial.artifacts.mkdir(parents=True, exist_ok=True)
+        try:
+            trial.start()
+            trial.wait_ready(45, self.progress)
+            result = "kvm"
+        except InfraError as e:
+            result = "tcg"
+            self.progress(f"KVM unusable here ({e}); using TCG")
+        finally:
+            trial.stop()
+        probe.write_text(json.dumps({"accelerator": result, "host_kernel": os.uname().release,
+                                     "checked": time.time()}))
+        return result
+
+
+def reap(dry_run: bool = False) -> list[dict]:
+    """Stop QEMU nodes whose owner process is gone (a crashed run). Returns what was found."""
+    found = []
+    for rec in run_dir().glob("*.json"):
+        try:
+            info = json.loads(rec.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(info["owner"]):
+            continue
+        found.append(info)
+        if not dry_run:
+            if _alive(info["pid"]):
+                try:
+                    os.killpg(info["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            rec.unlink(missing_ok=True)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True

@@ -1,0 +1,153 @@
+"""Real QEMU nodes: amd64 (native arch, KVM probed then TCG) and s390x (foreign, big-endian:
+the arch most likely to show byte-order bugs, and the quickest foreign image to build here).
+Images are built once per machine (content-addressed cache) and shared by every test."""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import platforms
+from harness.errors import InfraError
+from harness.images import build as images
+from harness.matrix import Cell
+from harness.providers import qemu
+from conftest import ROOT, need
+
+A = platforms.arch
+
+
+@pytest.mark.parametrize("p", [pytest.param(p, id=p.name) for p in platforms.PLATFORMS])
+def test_command_line_comes_from_the_table(p, tmp_path):
+    img = images.BaseImage(tmp_path, p.name, "debian13")
+    cmd = qemu.command(p, img, tmp_path / "o.qcow2", 2222, tmp_path / "s.log", "tcg")
+    assert cmd[0] == p.qemu.system and cmd[cmd.index("-machine") + 1] == p.qemu.machine
+    assert f"console={p.qemu.console}" in cmd[cmd.index("-append") + 1]
+    assert f"{p.qemu.disk},drive=disk0" in cmd and f"{p.qemu.net},netdev=net0" in cmd
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in cmd[cmd.index("-netdev") + 1]  # loopback only
+    assert ("-cpu" in cmd) == bool(p.qemu.cpu) and ("-bios" in cmd) == bool(p.qemu.bios)
+
+
+def test_missing_qemu_binary_names_the_package(tmp_path):
+    fake = dataclasses.replace(A("s390x"), qemu=dataclasses.replace(A("s390x").qemu, system="qemu-system-nope"))
+    node = qemu.QemuNode(Cell("s390x", "debian12", "1.32", "none", "qemu"), tmp_path, None, "tcg")
+    node.p = fake
+    with pytest.raises(InfraError, match="qemu-system-nope not found: apt-get install qemu-system-misc"):
+        node.start()
+
+
+@pytest.fixture(scope="module")
+def image(request):
+    def get(arch):
+        need("mmdebstrap", "mmdebstrap")
+        return images.build(A(arch), platforms.distro("debian12"), progress=lambda m: print(m, flush=True))
+    return get
+
+
+@pytest.mark.parametrize("arch", ["amd64", "s390x"])
+def test_boot_uname_and_one_connection(arch, image, tmp_path):
+    image(arch)
+    prov = qemu.QemuProvider(progress=print)
+    cell = Cell(arch, "debian12", "1.32", "none", "qemu")
+    node = prov.provision(cell, tmp_path)
+    try:
+        assert node.host.run("uname -m").stdout.strip() == A(arch).uname
+        assert node.facts["accelerator"] in ("kvm", "tcg") and node.facts["boot_seconds"] > 0
+        out = node.host.run("cat /proc/cpuinfo | head -3; ls /etc/ssh/ssh_host_ed25519_key.pub")
+        assert out.rc == 0
+        # every later command rides the one ssh ControlMaster connection
+        assert Path(node.ssh_config).read_text().count("ControlMaster auto") == 1
+        sockets = list(Path(node.ssh_config).parent.glob("cm"))
+        assert len(sockets) == 1
+        pid = json.loads(next(qemu.run_dir().glob(f"{os.getpid()}-*.json")).read_text())["pid"]
+    finally:
+        node.teardown()
+    assert not qemu._alive(pid)
+    assert not list(qemu.run_dir().glob(f"{os.getpid()}-*.json"))
+    assert "ARCHMATRIX-READY" in (tmp_path / "serial.log").read_text()
+
+
+def test_suite_runs_on_an_emulated_s390x_node(image, tmp_path):
+    image("s390x")
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], provider: [qemu]}\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_binaries.py", "--matrix", str(m), "-q",
+                          "-p", "no:cacheprovider", "--reports-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout[-3000:]
+    run = json.loads((tmp_path / "results.json").read_text())
+    props = [r["properties"] for r in run["records"] if r["outcome"] == "passed"]
+    assert props and all(p["accelerator"] == "tcg" and p["qemu_version"] for p in props)
+
+
+def test_never_ready_is_an_error_with_serial_tail(image, tmp_path):
+    img = image("amd64")
+    node = qemu.QemuNode(Cell("amd64", "debian12", "1.32", "none", "qemu"), tmp_path, img, "tcg")
+    node.start()
+    pid = node.proc.pid
+    with pytest.raises(InfraError) as e:
+        node.wait_ready(4, print)  # far too short: the console has not said READY yet
+    assert "no ready marker on the console after 4 s" in str(e.value)
+    assert e.value.artifacts["serial"] == tmp_path / "serial.log"
+    assert not qemu._alive(pid)
+
+
+def test_qemu_dies_with_a_crashed_owner_and_gc_reaps_records(image, tmp_path):
+    """SIGKILL the process that started QEMU (as when an xdist worker crashes): QEMU goes too."""
+    image("amd64")
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from harness.images import build as images
+        from harness import platforms
+        from harness.matrix import Cell
+        from harness.providers import qemu
+        img = images.lookup(platforms.arch("amd64"), platforms.distro("debian12"))
+        n = qemu.QemuNode(Cell("amd64", "debian12", "1.32", "none", "qemu"), Path({str(tmp_path)!r}), img, "tcg")
+        n.start()
+        print(n.proc.pid, flush=True)
+        time.sleep(600)
+    """))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    qemu_pid = int(owner.stdout.readline())
+    assert qemu._alive(qemu_pid)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    for _ in range(40):
+        if not qemu._alive(qemu_pid):
+            break
+        time.sleep(0.25)
+    assert not qemu._alive(qemu_pid)
+    found = qemu.reap()  # the crashed owner's registration is reaped
+    assert any(f["pid"] == qemu_pid for f in found)
+
+
+def test_sigint_tears_the_node_down(image, tmp_path):
+    image("amd64")
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [amd64], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], provider: [qemu]}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "suites/test_binaries.py", "--matrix", str(m), "-q", "-s",
+                             "-p", "no:cacheprovider", "--reports-dir", str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    pid = None
+    while time.monotonic() < deadline and pid is None:
+        recs = [json.loads(r.read_text()) for r in qemu.run_dir().glob(f"{proc.pid}-*.json")]
+        pid = recs[0]["pid"] if recs else None
+        time.sleep(0.5)
+    assert pid and qemu._alive(pid)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    for _ in range(40):
+        if not qemu._alive(pid):
+            break
+        time.sleep(0.25)
+    assert not qemu._alive(pid)
+    assert not list(qemu.run_dir().glob(f"{proc.pid}-*.json"))
