@@ -151,3 +151,11 @@ def test_sigint_tears_the_node_down(image, tmp_path):
         time.sleep(0.25)
     assert not qemu._alive(pid)
     assert not list(qemu.run_dir().glob(f"{proc.pid}-*.json"))
+
+
+@pytest.mark.parametrize("p", [pytest.param(p, id=p.name) for p in platforms.PLATFORMS if p is not platforms.host()])
+def test_binfmt_entry_registered_for_foreign_arch(p):
+    need(p.qemu_user, "qemu-user-static")
+    images.ensure_binfmt(p)
+    entry = Path("/proc/sys/fs/binfmt_misc") / p.qemu_user.removesuffix("-static")
+    assert entry.is_file() and "enabled" in entry.read_text()

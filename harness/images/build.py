@@ -156,18 +156,17 @@ def ensure_binfmt(p: platforms.Platform) -> None:
     mnt = Path("/proc/sys/fs/binfmt_misc")
     if not (mnt / "register").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(mnt)], check=False, capture_output=True)
-    entry = mnt / f"qemu-{p.uname if p.name != 'arm64' else 'aarch64'}"
+    name = p.qemu_user.removesuffix("-static")  # qemu-arm, qemu-aarch64, qemu-s390x: binfmt entry names
+    entry = mnt / name
+    conf = Path(f"/usr/lib/binfmt.d/{name}.conf")
+    if not entry.exists() and conf.is_file() and (mnt / "register").exists():
+        try:
+            (mnt / "register").write_text(conf.read_text().strip())
+        except OSError:
+            pass
     if not entry.exists():
-        conf = Path(f"/usr/lib/binfmt.d/qemu-{entry.name.removeprefix('qemu-')}.conf")
-        if conf.is_file() and (mnt / "register").exists():
-            try:
-                (mnt / "register").write_text(conf.read_text().strip())
-            except OSError:
-                pass
-    if not entry.exists() and not any(mnt.glob(f"qemu-{p.uname}*")):
-        raise InfraError(f"binfmt_misc has no qemu-{p.uname} entry: apt-get install qemu-user-static "
-                         f"(and, in a container, mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)",
-                         retryable=False)
+        raise InfraError(f"binfmt_misc has no {name} entry: apt-get install qemu-user-static (in a container: "
+                         f"mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)", retryable=False)
 
 
 def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], None] = print) -> BaseImage:
