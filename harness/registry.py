@@ -73,7 +73,11 @@ def parse(ref: str) -> Reference:
 
 
 def _is_loopback(host: str) -> bool:
-    h = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+    """host[:port], [v6]:port or a bare v6 address -> is it a loopback address (or localhost)?"""
+    if host.startswith("["):
+        h = host[1:].split("]", 1)[0]
+    else:
+        h = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if h == "localhost":
         return True
     try:

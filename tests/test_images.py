@@ -144,3 +144,10 @@ def test_pause_suite_fails_a_broken_repository(reg):
     out = _suite(reg, "single")
     assert out.returncode == 1, out.stdout[-3000:]
     assert "expected a multi-arch index or manifest list, found a single-arch image" in out.stdout
+
+
+def test_loopback_detection_decides_plain_http():
+    from harness.registry import _is_loopback
+
+    assert all(map(_is_loopback, ["127.0.0.1:5000", "[::1]:5000", "::1", "localhost:5000", "127.1.2.3"]))
+    assert not any(map(_is_loopback, ["registry.k8s.io", "10.0.0.1:5000", "[fd00::1]:5000"]))
