@@ -63,7 +63,7 @@ def load(path: str | Path) -> Run:
         meta, recs = data["run"], data["records"]
         run = Run(**{k: meta.get(k) for k in ("id", "started", "finished", "shard")}, inputs=meta.get("inputs") or {})
         cells = data.get("cells", {})
-        run.records = [Record(**r, axes=cells.get(r["cell"], {})) for r in recs]
+        run.records = [Record(**{"axes": cells.get(r["cell"], {}), **r}) for r in recs]  # older files: axes per record
         return run
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{p}: not an archmatrix results.json ({type(e).__name__}: {e})") from None
