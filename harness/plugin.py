@@ -70,6 +70,9 @@ def pytest_configure(config):
         cells = _selected(config)
     except UserError as e:
         raise pytest.UsageError(str(e)) from None
+    missing = [p for p in matrix.split_values(config.getoption("am_recorded")) if not Path(p).is_file()]
+    if missing:
+        raise pytest.UsageError(f"--recorded-nodes {missing[0]}: file does not exist")
     if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
         cells = _readiness_stage(config, cells)
     config.stash[CELLS] = cells
@@ -134,8 +137,7 @@ def pytest_collection_modifyitems(config, items):
     order = {c.id: i for i, c in enumerate(config.stash.get(CELLS, None) or ())}
 
     def key(item):
-        spec = getattr(item, "callspec", None)
-        cell = spec.params.get("cell") if spec is not None else None
+        cell = _cell_of(item)
         return -1 if cell is None else order.get(cell.id, -1)
 
     items.sort(key=key)
@@ -231,10 +233,7 @@ def cluster(cell, request, _archmatrix_pool):
 
     def make():
         recorded = matrix.split_values(request.config.getoption("am_recorded"))
-        if recorded:
-            missing = [p for p in recorded if not Path(p).is_file()]
-            if missing:
-                raise pytest.UsageError(f"--recorded-nodes {missing[0]}: file does not exist")
+        if recorded:  # checked to exist in pytest_configure
             return RecordedCluster([Path(p) for p in recorded])
         given = request.config.getoption("am_kubeconfig")
         if given:
@@ -299,7 +298,8 @@ def pytest_runtest_makereport(item, call):
         node = item.funcargs.get("node")
         if node is not None:
             item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())
-        rep.user_properties = list(item.user_properties)
+    # the report was made before the lines above: give it what they added (artifacts of a setup error too)
+    rep.user_properties = list(item.user_properties)
 
 
 # ---- results.json and the terminal grid (on the controller only) -----------------------------

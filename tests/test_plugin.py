@@ -126,3 +126,9 @@ def test_no_matrix_means_usage_error_for_cell_tests(pytester):
 def test_plugin_is_inert_for_plain_tests(pytester):
     pytester.makepyfile(test_x="def test_a(): pass")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_missing_recorded_nodes_file_is_usage_error(scratch):
+    r = scratch.runpytest("--recorded-nodes", "/nonexistent/node.yaml")
+    assert r.ret == 4
+    r.stderr.fnmatch_lines(["ERROR: --recorded-nodes /nonexistent/node.yaml: file does not exist"])

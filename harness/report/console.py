@@ -13,7 +13,7 @@ def cell_status(counts: Counter) -> str:
     """The one word a cell's colour says: failed > error > passed > unsupported > not run."""
     for o in ("failed", "error", "passed", "unsupported", "skipped"):
         if counts.get(o):
-            return o if o != "skipped" else "skipped"
+            return o
     return "not run"
 
 

@@ -88,9 +88,11 @@ def render(runs: list, out: Path) -> Path:
     run = runs[-1]
     hist = analyse(runs)
     grids = []
+    # cell id by (distro, bootstrapper, provider, arch, kubernetes): one pass over the records
+    id_of = {tuple(r.axes.get(a) for a in ("distro", "bootstrapper", "provider", "arch", "kubernetes")): r.cell
+             for r in run.records}
     for (distro, boot, prov), cells in sorted(summarize(run).items(), key=lambda kv: tuple(map(str, kv[0]))):
-        ids = {(r.axes.get("arch"), r.axes.get("kubernetes")): r.cell for r in run.records
-               if (r.axes.get("distro"), r.axes.get("bootstrapper"), r.axes.get("provider")) == (distro, boot, prov)}
+        ids = {key: id_of[(distro, boot, prov, *key)] for key in cells}
         g = {"title": f"{distro} / {boot} / {prov}",
              "versions": sorted({v for _, v in cells}, key=lambda v: tuple(int(x) for x in v.split("."))),
              "arches": sorted({a for a, _ in cells}, key=platforms.arch_order), "cells": {}}
