@@ -139,6 +139,15 @@ def cmd_images(args) -> int:
     pairs = [(platforms.arch(a), platforms.distro(d)) for a in matrix.split_values(args.arch) or ["amd64"]
              for d in matrix.split_values(args.distro) or ["debian12"]]
     bad = 0
+    if args.action == "import":
+        from .images import cloud
+
+        if len(pairs) != 1 or not (args.source and args.kernel and args.initrd):
+            raise UserError("images import: give one --arch, one --distro, the image, --kernel and --initrd")
+        (p, d), = pairs
+        print(cloud.import_image(p, d, args.source, args.kernel, args.initrd, images.images_dir() / images.key(p, d),
+                                 progress=lambda m: print(f"archmatrix: {m}", flush=True)))
+        return 0
     for p, d in pairs:
         if args.action == "build":
             img = images.build(p, d, progress=lambda m: print(f"archmatrix: {m}", flush=True))
@@ -158,14 +167,20 @@ def cmd_images(args) -> int:
 def cmd_gc(args) -> int:
     from .providers import qemu
 
-    found = qemu.reap(dry_run=args.list)
-    live = [json.loads(r.read_text()) for r in qemu.run_dir().glob("*.json")]
+    found = qemu.reap(dry_run=args.list, kept=args.kept)
     for f in found:
-        print(f"{'orphaned' if args.list else 'reaped'}: {f['cell']} qemu pid {f['pid']} (owner {f['owner']} is gone)")
-    for f in live if args.list else ():
-        if f not in found:
-            print(f"running: {f['cell']} qemu pid {f['pid']} ssh -p {f['port']} root@127.0.0.1 (owner {f['owner']})")
-    if not found and not (args.list and live):
+        why = "kept by --keep-nodes" if f.get("kept") else f"owner {f['owner']} is gone"
+        print(f"{'would stop' if args.list else 'stopped'}: {f['cell']} qemu pid {f['pid']} ({why})")
+    shown = [f["pid"] for f in found]
+    for rec in sorted(qemu.run_dir().glob("*.json")) if args.list else ():
+        f = json.loads(rec.read_text())
+        if f["pid"] in shown:
+            continue
+        state = "kept" if f.get("kept") else f"running (owner {f['owner']})"
+        reach = f.get("ssh") or "port %s" % f["port"]
+        print(f"{state}: {f['cell']} qemu pid {f['pid']}: {reach}")
+        shown.append(f["pid"])
+    if not shown:
         print("archmatrix gc: nothing to do")
     return 0
 
@@ -240,13 +255,17 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     im = sub.add_parser("images", help="base images for QEMU nodes: build, list, verify, rm")
-    im.add_argument("action", choices=["build", "list", "verify", "rm"])
+    im.add_argument("action", choices=["build", "list", "verify", "rm", "import"])
+    im.add_argument("source", nargs="?", metavar="FILE|URL", help="import: the cloud image (Ubuntu's *.img)")
+    im.add_argument("--kernel", metavar="FILE|URL", help="import: the image's kernel (unpacked/*-vmlinuz-generic)")
+    im.add_argument("--initrd", metavar="FILE|URL", help="import: the image's initrd (unpacked/*-initrd-generic)")
     im.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]")
     im.add_argument("--distro", action="append", default=[], metavar="DISTRO[,DISTRO]")
     im.set_defaults(func=cmd_images)
 
-    gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--list: only show)")
-    gc.add_argument("--list", action="store_true", help="list running and orphaned nodes, stop nothing")
+    gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--kept: and kept nodes; --list: only show)")
+    gc.add_argument("--list", action="store_true", help="list running, kept and orphaned nodes, stop nothing")
+    gc.add_argument("--kept", action="store_true", help="also stop the nodes left running by --keep-nodes")
     gc.set_defaults(func=cmd_gc)
 
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")

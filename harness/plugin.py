@@ -6,6 +6,7 @@ cell; its id carries the cell id, which is also what `--cell` takes.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ def pytest_addoption(parser):
                 help="run the K-th of N deterministic slices of the selected cells (for CI matrices)")
     g.addoption("--reports-dir", dest="am_reports", default="reports", metavar="DIR",
                 help="where node artifacts (serial logs, commands) go (default: reports)")
+    g.addoption("--keep-nodes", dest="am_keep_nodes", default="never", choices=("never", "on-failure", "always"),
+                help="leave nodes running after their cell's tests (on-failure: only cells with a failure or "
+                     "error); `archmatrix gc --list` shows them with their ssh command, `archmatrix gc --kept` "
+                     "stops them (default: never)")
     g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
                 help="use this existing cluster instead of bootstrapping one")
     g.addoption("--artifacts", dest="am_artifacts", action="append", default=[], metavar="PATH",
@@ -146,11 +151,14 @@ def pytest_collection_modifyitems(config, items):
 def progress(config, cell, message: str) -> None:
     """A progress line for long steps; visible with or without -n (workers write to stderr)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
     line = f"[archmatrix {time.strftime('%H:%M:%S')}] {cell.id}: {message}"
-    if reporter is not None and not hasattr(config, "workerinput"):
-        reporter.write_line(line)
-    else:
-        print(line, file=sys.stderr, flush=True)
+    # steps run inside a test's setup, where output is captured: step around it as live logging does
+    with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+        if reporter is not None and not hasattr(config, "workerinput"):
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 class NodePool:
@@ -163,6 +171,8 @@ class NodePool:
         self.cell = None
         self.values: dict = {}
         self.node = None
+        self.failed = False  # a test of the live cell failed or errored (for --keep-nodes on-failure)
+        self.keep = config.getoption("am_keep_nodes", "never")
 
     def get(self, cell, key, factory):
         if cell != self.cell:
@@ -179,15 +189,23 @@ class NodePool:
         return value
 
     def release(self):
-        node, self.node, self.values, self.cell = self.node, None, {}, None
-        if node is not None:
-            node.teardown()
+        node, cell, failed = self.node, self.cell, self.failed
+        self.node, self.values, self.cell, self.failed = None, {}, None, False
+        if node is None:
+            return
+        if self.keep == "always" or (self.keep == "on-failure" and failed):
+            how = node.detach()
+            if how:
+                progress(self.config, cell, f"node kept ({'failed' if failed else 'always'}): {how}")
+                return
+        node.teardown()
 
     def provision(self, cell):
         from . import providers
 
         out = Path(self.config.getoption("am_reports")) / "artifacts" / cell.id
-        provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m))
+        provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m),
+                                 keep_nodes=self.keep != "never")
         progress(self.config, cell, f"provisioning with {cell.provider}")
         try:
             self.node = provider.provision(cell, out)
@@ -200,9 +218,12 @@ class NodePool:
         return self.node
 
 
+POOL = pytest.StashKey[NodePool]()
+
+
 @pytest.fixture(scope="session")
 def _archmatrix_pool(request):
-    pool = NodePool(request.config)
+    pool = request.config.stash[POOL] = NodePool(request.config)
     yield pool
     pool.release()
 
@@ -287,6 +308,9 @@ def pytest_runtest_makereport(item, call):
     cell = _cell_of(item)
     if cell is None:
         return
+    pool = item.config.stash.get(POOL, None)
+    if rep.failed and pool is not None and pool.cell == cell:
+        pool.failed = True
     if call.excinfo is not None and call.excinfo.errisinstance(InfraError):
         err = call.excinfo.value
         rep.longrepr = err.report()

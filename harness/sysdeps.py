@@ -20,7 +20,8 @@ REGISTRY_PACKAGES = {"docker-registry", "skopeo"}
 # The harness's own tests use real parts: foreign-arch binaries under qemu-user, every
 # qemu-system, a loopback registry, dpkg-architecture, and sshd in network namespaces.
 TEST_PACKAGES = ({"qemu-user-static", "qemu-system-x86", "qemu-system-arm", "qemu-system-ppc",
-                  "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server", "chromium"}
+                  "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server", "chromium",
+                  "genisoimage"}
                  | PROVIDER_PACKAGES["qemu"] | REGISTRY_PACKAGES)
 
 
@@ -34,6 +35,8 @@ def for_cells(cells) -> set[str]:
         pkgs |= PROVIDER_PACKAGES.get(c.provider, set())
         if c.provider == "qemu":
             pkgs.add(platforms.arch(c.arch).qemu.package)
+            if platforms.distro(c.distro).family == "ubuntu":
+                pkgs.add("genisoimage")  # the cloud-init seed of an imported cloud image
     return pkgs
 
 

@@ -159,3 +159,44 @@ def test_binfmt_entry_registered_for_foreign_arch(p):
     images.ensure_binfmt(p)
     entry = Path("/proc/sys/fs/binfmt_misc") / p.qemu_user.removesuffix("-static")
     assert entry.is_file() and "enabled" in entry.read_text()
+
+
+def _qemu_pids_of(owner_pid: int) -> list[dict]:
+    return [json.loads(r.read_text()) for r in qemu.run_dir().glob(f"{owner_pid}-*.json")]
+
+
+def test_keep_nodes_on_failure_keeps_a_failed_cell_and_gc_stops_it(image, tmp_path):
+    """A failing test with --keep-nodes on-failure: the node outlives pytest, `gc --list` prints its ssh
+    command, that command reaches the node, and `gc --kept` stops it by its PID."""
+    image("amd64")
+    (tmp_path / "m.yaml").write_text("axes: {arch: [amd64], distro: [debian12], kubernetes: ['1.32'], "
+                                     "bootstrapper: [none], provider: [qemu]}\n")
+    (tmp_path / "test_fails.py").write_text("def test_fails(host):\n    assert host.run('uname -m').stdout == 'nope'\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_fails.py"), "-q", "-p", "no:cacheprovider",
+                          "--matrix", str(tmp_path / "m.yaml"), "--reports-dir", str(tmp_path / "r"),
+                          "--keep-nodes", "on-failure"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1 and "1 failed" in out.stdout, out.stdout[-2000:]
+    assert "node kept (failed): ssh -F" in out.stdout + out.stderr
+    kept = [json.loads(r.read_text()) for r in qemu.run_dir().glob("*.json")]
+    kept = [k for k in kept if k.get("kept") and k["artifacts"].startswith(str(tmp_path))]
+    assert len(kept) == 1 and qemu._alive(kept[0]["pid"])
+    try:
+        listed = subprocess.run([sys.executable, "-m", "harness.cli", "gc", "--list"], capture_output=True, text=True,
+                                cwd=ROOT)
+        line = next(x for x in listed.stdout.splitlines() if f"qemu pid {kept[0]['pid']}" in x)
+        assert line.startswith("kept: ") and kept[0]["ssh"] in line
+        uname = subprocess.run(kept[0]["ssh"].split() + ["uname", "-m"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+        assert uname.stdout.strip() == "x86_64", uname.stderr
+        plain = subprocess.run([sys.executable, "-m", "harness.cli", "gc"], capture_output=True, text=True, cwd=ROOT)
+        assert qemu._alive(kept[0]["pid"]), plain.stdout  # plain gc leaves kept nodes alone
+    finally:
+        gone = subprocess.run([sys.executable, "-m", "harness.cli", "gc", "--kept"], capture_output=True, text=True,
+                              cwd=ROOT)
+    assert f"stopped: {kept[0]['cell']} qemu pid {kept[0]['pid']} (kept by --keep-nodes)" in gone.stdout
+    for _ in range(40):
+        if not qemu._alive(kept[0]["pid"]):
+            break
+        time.sleep(0.25)
+    assert not qemu._alive(kept[0]["pid"])
+    assert not Path(kept[0]["tmp"]).exists() and not Path(kept[0]["overlay"]).exists()

@@ -5,6 +5,7 @@ cache under a lock: parallel workers build once; a half-written image is never v
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .. import debian, platforms
 from ..errors import InfraError, UserError
@@ -81,6 +82,11 @@ class BaseImage:
     def manifest(self) -> dict:
         return json.loads((self.path / "manifest.json").read_text())
 
+    def boot(self) -> tuple[str, Path | None]:
+        """The kernel's root= and the cloud-init seed disk, if the image has one (imported cloud images)."""
+        m = self.manifest if (self.path / "manifest.json").is_file() else {}
+        return m.get("root", "/dev/vda"), (self.path / m["seed"]) if m.get("seed") else None
+
 
 def images_dir() -> Path:
     d = debian.cache_dir() / "images"
@@ -136,8 +142,10 @@ def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
         p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                            env={**os.environ, **(env or {})})
     if p.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-15:]
-        raise InfraError(f"{what} failed (exit {p.returncode})", artifacts={"build log": log}, log_tail="\n".join(tail))
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        full = any(x in tail for x in ("No space left on device", "enough free space"))
+        why = f"the disk holding {log.parent.parent} is full" if full else f"exit {p.returncode}"
+        raise InfraError(f"{what} failed ({why})", artifacts={"build log": log}, log_tail=tail, retryable=not full)
 
 
 def _check_tools(p: platforms.Platform) -> None:
@@ -169,15 +177,36 @@ def ensure_binfmt(p: platforms.Platform) -> None:
                          f"mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)", retryable=False)
 
 
+@contextlib.contextmanager
+def _locked(final: Path, progress):
+    """Hold the cache entry's lock; say so when another process holds it (a build takes minutes)."""
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        progress(f"image {final.name}: another process is building it; waiting for its lock")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], None] = print) -> BaseImage:
     """The cached image for (arch, distro), building it under a lock if needed."""
     if p.name not in d.arches:
         raise UserError(f"{d.name} has no {p.name} port (it exists for {', '.join(d.arches)})")
-    if d.family != "debian":
-        raise UserError(f"{d.name}: archmatrix builds Debian images only; for Ubuntu download the cloud image "
-                        f"(https://cloud-images.ubuntu.com/{d.release}/current/) and pass it as a local file")
     final = images_dir() / key(p, d)
-    with FileLock(str(final) + ".lock"):
+    if d.family == "ubuntu" and not _complete(final):
+        from . import cloud
+
+        found = cloud.find_downloads(p, d)
+        if found is None:
+            raise UserError(cloud.missing_message(p, d))
+        cloud.import_image(p, d, *map(str, found), final=final, progress=progress)
+    if d.family not in ("debian", "ubuntu"):
+        raise UserError(f"{d.name}: no QEMU image for the {d.family} family (Windows nodes join over ssh)")
+    with _locked(final, progress):
         if _complete(final):
             return BaseImage(final, p.name, d.name)
         if final.exists():

@@ -32,6 +32,7 @@ class Node:
     facts: dict = field(default_factory=dict)  # reported as properties: accelerator, boot_seconds, ...
     stop: Callable[[], None] | None = None
     ssh_config: str | None = None  # testinfra ssh_config for hosts that need a pinned known_hosts
+    keep: Callable[[], str] | None = None  # leave the node running (--keep-nodes); returns how to reach it
     _host: object = None
 
     @property
@@ -56,6 +57,16 @@ class Node:
             raise InfraError(f"{self.cell.id}: reading {path} on the node failed: {out.stderr.strip()}")
         return out.stdout_bytes
 
+    def detach(self) -> str | None:
+        """Keep the node after the run if the provider can (returns how to reach it), else tear it down."""
+        if self.keep is None:
+            self.teardown()
+            return None
+        self.stop = None
+        if self._host is not None:
+            self._host = None
+        return self.keep()
+
     def teardown(self) -> None:
         if self.stop is not None:
             stop, self.stop = self.stop, None
@@ -67,8 +78,9 @@ class Provider:
 
     name = "base"
 
-    def __init__(self, progress: Callable[[str], None] = print):
+    def __init__(self, progress: Callable[[str], None] = print, keep_nodes: bool = False):
         self.progress = progress  # one line per long step (image build, boot): the user sees it is alive
+        self.keep_nodes = keep_nodes  # nodes may be kept after the run (--keep-nodes): start them detachable
 
     def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
         raise NotImplementedError
@@ -82,7 +94,7 @@ class Provider:
         return node
 
 
-def get(name: str, progress=print) -> Provider:
+def get(name: str, progress=print, keep_nodes: bool = False) -> Provider:
     if name not in PROVIDERS:
         raise UserError(f"unknown provider '{name}'; known: {', '.join(PROVIDERS)}")
     spec = _IMPLEMENTATIONS.get(name)
@@ -90,4 +102,4 @@ def get(name: str, progress=print) -> Provider:
         raise InfraError(f"provider '{name}' is not available in this version of archmatrix "
                          f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)(progress=progress)
+    return getattr(importlib.import_module(module), cls)(progress=progress, keep_nodes=keep_nodes)

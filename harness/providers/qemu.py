@@ -44,15 +44,18 @@ def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: i
             smp: int = 2, memory_mb: int = 2048) -> list[str]:
     """The whole QEMU command line for a node of arch `p` (all per-arch knowledge is in `p.qemu`)."""
     q = p.qemu
+    root, seed = img.boot()
     cmd = [q.system, "-machine", q.machine, "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
            "-smp", str(smp), "-m", str(memory_mb), "-display", "none", "-no-reboot",
            "-kernel", str(img.kernel), "-initrd", str(img.initrd),
-           "-append", f"root=/dev/vda rw console={q.console} panic=-1",
+           "-append", f"root={root} rw console={q.console} panic=-1",
            "-drive", f"file={overlay},if=none,id=disk0,format=qcow2",
            "-device", f"{q.disk},drive=disk0",
            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
            "-device", f"{q.net},netdev=net0",
            "-serial", f"file:{serial}", "-monitor", "none"]
+    if seed is not None:  # cloud-init NoCloud data for imported cloud images
+        cmd += ["-drive", f"file={seed},if=none,id=seed,format=raw,readonly=on", "-device", f"{q.disk},drive=seed"]
     if accel == "kvm":
         cmd += ["-cpu", "host"]
     elif q.cpu:
@@ -70,8 +73,9 @@ def qemu_version(binary: str) -> str:
 class QemuNode:
     """One running QEMU process and everything it owns (overlay, known_hosts, ssh control socket)."""
 
-    def __init__(self, cell: Cell, artifacts: Path, img: images.BaseImage, accel: str):
+    def __init__(self, cell: Cell, artifacts: Path, img: images.BaseImage, accel: str, detachable: bool = False):
         self.cell, self.artifacts, self.img, self.accel = cell, artifacts, img, accel
+        self.detachable = detachable  # --keep-nodes: may outlive this process, so no PDEATHSIG (gc reaps it)
         self.p = cell.platform
         self.serial = artifacts / "serial.log"
         self.overlay = artifacts / "overlay.qcow2"
@@ -91,9 +95,20 @@ class QemuNode:
         (self.artifacts / "commands.txt").write_text(" ".join(cmd) + "\n")
         self.proc = subprocess.Popen(cmd + ["-pidfile", str(self.tmp / "qemu.pid")], stdin=subprocess.DEVNULL,
                                      stdout=open(self.artifacts / "qemu.log", "wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
-        self.record.write_text(json.dumps({"owner": os.getpid(), "pid": self.proc.pid, "cell": self.cell.id,
-                                           "port": self.port, "artifacts": str(self.artifacts)}))
+                                     start_new_session=True,
+                                     preexec_fn=None if self.detachable else _die_with_parent)
+        self._write_record(kept=False)
+
+    def _write_record(self, kept: bool) -> None:
+        self.record.write_text(json.dumps({
+            "owner": os.getpid(), "pid": self.proc.pid, "cell": self.cell.id, "port": self.port, "kept": kept,
+            "artifacts": str(self.artifacts), "tmp": str(self.tmp), "overlay": str(self.overlay),
+            "ssh": f"ssh -F {self.tmp / 'ssh_config'} node"}))
+
+    def keep(self) -> str:
+        """Leave the node running after this process ends (--keep-nodes); `archmatrix gc --kept` stops it."""
+        self._write_record(kept=True)
+        return f"ssh -F {self.tmp / 'ssh_config'} node"
 
     def serial_text(self) -> str:
         try:
@@ -180,7 +195,7 @@ class QemuProvider(Provider):
         reap()
         img = images.build(cell.platform, cell.os, progress=self.progress)
         accel = self._accelerator(cell, artifacts, img)
-        node = QemuNode(cell, artifacts, img, accel)
+        node = QemuNode(cell, artifacts, img, accel, detachable=self.keep_nodes)
         t0 = time.monotonic()
         try:
             node.start()
@@ -191,7 +206,8 @@ class QemuProvider(Provider):
         facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1),
                  "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
                  "kernel": img.manifest["kernel"]}
-        return Node(cell, "ssh://node", artifacts, facts, stop=node.stop, ssh_config=str(node.ssh_config))
+        return Node(cell, "ssh://node", artifacts, facts, stop=node.stop, ssh_config=str(node.ssh_config),
+                    keep=node.keep)
 
     def _accelerator(self, cell: Cell, artifacts: Path, img: images.BaseImage) -> str:
         if not kvm_usable(cell.platform):
@@ -216,15 +232,18 @@ class QemuProvider(Provider):
         return result
 
 
-def reap(dry_run: bool = False) -> list[dict]:
-    """Stop QEMU nodes whose owner process is gone (a crashed run). Returns what was found."""
+def reap(dry_run: bool = False, kept: bool = False) -> list[dict]:
+    """Stop QEMU nodes whose owner process is gone (a crashed run), and kept nodes when
+    `kept`; each by its own PID, with its overlay and ssh directory. Returns what was found."""
     found = []
     for rec in run_dir().glob("*.json"):
         try:
             info = json.loads(rec.read_text())
         except (OSError, ValueError):
             continue
-        if _alive(info["owner"]):
+        if info.get("kept") and not kept:
+            continue
+        if not info.get("kept") and _alive(info["owner"]):
             continue
         found.append(info)
         if not dry_run:
@@ -233,6 +252,13 @@ def reap(dry_run: bool = False) -> list[dict]:
                     os.killpg(info["pid"], signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            tmp = Path(info.get("tmp") or "/nonexistent")
+            if (tmp / "cm").exists():  # the kept node's ssh ControlMaster
+                subprocess.run(["ssh", "-F", str(tmp / "ssh_config"), "-O", "exit", "node"], capture_output=True,
+                               timeout=10)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if info.get("overlay"):
+                Path(info["overlay"]).unlink(missing_ok=True)
             rec.unlink(missing_ok=True)
     return found
 
