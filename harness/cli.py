@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import matrix
-from .errors import UserError
+from .errors import InfraError, Unavailable, UserError
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -19,11 +19,12 @@ def _filters(p: argparse.ArgumentParser) -> None:
                        help=f"only cells with this {axis} (repeatable, comma-separated, aliases accepted)")
     p.add_argument("--cell", action="append", default=[], metavar="ID[,ID...]", help="only these cells")
     p.add_argument("--shard", metavar="K/N", help="the K-th of N deterministic slices")
+    p.add_argument("--inventory", metavar="FILE", help="hosts.yaml: adds provider ssh cells for its hosts")
 
 
 def _cells(args) -> list[matrix.Cell]:
     path = args.matrix or matrix.default_matrix()
-    return matrix.cells_for(path, args.shard, args.cell,
+    return matrix.cells_for(path, args.shard, args.cell, inventory=getattr(args, "inventory", None),
                             **{a: getattr(args, a) for a in matrix.AXES})
 
 
@@ -185,17 +186,34 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_testhosts(args) -> int:
+    from . import testhosts
+
+    inv = Path(args.inventory)
+    if args.action == "up":
+        hosts = testhosts.up(inv, matrix.split_values(args.host) or ["alpha:amd64:debian12"])
+        for h in hosts:
+            print(f"{h.name}: sshd pid {h.pid} in netns {h.ns} at {h.address}:22 (claims {h.claims_arch}/"
+                  f"{h.claims_distro})")
+        print(f"inventory: {inv}   stop them: archmatrix testhosts down --inventory {inv}")
+    else:
+        for h in testhosts.down(inv):
+            print(f"{h.name}: stopped sshd pid {h.pid}, deleted netns {h.ns}")
+    return 0
+
+
 def cmd_up(args) -> int:
     """Boot one cell's node and keep it until Ctrl-C, printing the ssh command."""
     import signal as _signal
 
     from . import providers
 
-    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell])
+    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
     cell = cells[0]
     if cell.unsupported:
         raise UserError(f"{cell.id} is unsupported: {cell.unsupported}")
-    node = providers.get(cell.provider, progress=lambda m: print(f"archmatrix: {m}", flush=True)).provision(
+    node = providers.get(cell.provider, progress=lambda m: print(f"archmatrix: {m}", flush=True),
+                         inventory=args.inventory, docker_host=args.docker_host).provision(
         cell, Path(args.reports_dir) / "artifacts" / cell.id)
     try:
         print(f"{cell.id} is up ({node.facts}).")
@@ -268,10 +286,21 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--kept", action="store_true", help="also stop the nodes left running by --keep-nodes")
     gc.set_defaults(func=cmd_gc)
 
+    th = sub.add_parser("testhosts", help="sshd test hosts in network namespaces on this machine, and their "
+                                          "inventory (root): up | down")
+    th.add_argument("action", choices=["up", "down"])
+    th.add_argument("--inventory", required=True, metavar="FILE", help="the inventory to write (up) or read (down)")
+    th.add_argument("--host", action="append", default=[], metavar="NAME:ARCH:DISTRO[,...]",
+                    help="a host and what it claims to be (default alpha:amd64:debian12); a false claim makes "
+                         "a lying host")
+    th.set_defaults(func=cmd_testhosts)
+
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")
     up.add_argument("cell", metavar="CELL")
     up.add_argument("--matrix", default=None, metavar="FILE")
     up.add_argument("--reports-dir", default="reports", metavar="DIR")
+    up.add_argument("--inventory", metavar="FILE", help="hosts.yaml for ssh cells")
+    up.add_argument("--docker-host", metavar="URL", help="Docker engine for docker cells")
     up.set_defaults(func=cmd_up)
     return p
 
@@ -287,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"archmatrix: error: {e}", file=sys.stderr)
         return 2
+    except (InfraError, Unavailable) as e:
+        print(f"archmatrix: {e.report() if isinstance(e, InfraError) else e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("archmatrix: interrupted", file=sys.stderr)
         return 130

@@ -33,3 +33,8 @@ class InfraError(Exception):
             lines.append("  last lines of the log:")
             lines.extend("    " + line for line in self.log_tail.splitlines())
         return "\n".join(lines)
+
+
+class Unavailable(Exception):
+    """No resource for this cell right now (every matching ssh host busy past the wait, or none
+    in the inventory): the cell is skipped with this reason, not failed."""

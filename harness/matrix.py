@@ -187,9 +187,15 @@ def _dotted(loc: tuple) -> str:
 
 
 def load(path: str | Path) -> MatrixFile:
+    return parse(path, MatrixFile, "matrix file")
+
+
+def parse(path: str | Path, model: type[BaseModel], kind: str):
+    """A YAML file validated by a pydantic model; any problem is one UserError line naming the
+    file, line and key (shared by matrix.yaml and the ssh inventory)."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{p}: matrix file does not exist")
+        raise UserError(f"{p}: {kind} does not exist")
     text = p.read_text()
     try:
         node = yaml.compose(text, Loader=yaml.BaseLoader)
@@ -200,10 +206,11 @@ def load(path: str | Path) -> MatrixFile:
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{p}{where}: malformed YAML: {e.problem or e.context}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a mapping with 'axes' at the top level")
+        top = ", ".join(f"'{k}'" for k, f in model.model_fields.items() if f.is_required())
+        raise UserError(f"{p}: expected a mapping with {top} at the top level")
     lines = _line_map(node) if node is not None else {}
     try:
-        return MatrixFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err["loc"])
@@ -211,7 +218,7 @@ def load(path: str | Path) -> MatrixFile:
         line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
+            allowed = _allowed_keys(model, loc[:-1])
             msg = f"unknown key '{loc[-1]}'" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         elif err["type"] == "missing":
             msg = f"missing key '{loc[-1]}'"
@@ -221,8 +228,7 @@ def load(path: str | Path) -> MatrixFile:
         raise UserError(f"{p}{where}: {_dotted(loc)}: {msg}") from None
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model = MatrixFile
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
@@ -255,7 +261,8 @@ def capability(cell: Cell) -> str | None:
     return None
 
 
-def expand(m: MatrixFile, source: str = "matrix.yaml") -> list[Cell]:
+def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str, str]] = ()) -> list[Cell]:
+    """The matrix's cells; `extra` (arch, distro) pairs (ssh inventory hosts) add ssh cells."""
     a = m.axes
     seen: dict[str, Cell] = {}
     for combo in itertools.product(a.arch, a.distro, a.kubernetes, a.bootstrapper, a.provider):
@@ -267,6 +274,11 @@ def expand(m: MatrixFile, source: str = "matrix.yaml") -> list[Cell]:
         if cell.id in seen:
             raise UserError(f"{source}: include[{i}]: cell {cell.id} is already in the matrix (duplicate)")
         seen[cell.id] = cell
+    for arch, distro in extra:
+        for k, b in itertools.product(a.kubernetes, a.bootstrapper):
+            cell = Cell(arch, distro, k, b, "ssh")
+            if not any(x.matches(cell) for x in m.exclude):
+                seen.setdefault(cell.id, cell)
     cells = []
     for cell in seen.values():
         reason = capability(cell) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
@@ -331,9 +343,18 @@ def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
 
 
 def cells_for(path: str | Path, shard_spec: str | None = None, cell_ids: Iterable[str] = (),
-              **filters: Iterable[str]) -> list[Cell]:
-    """The one entry point used by both the CLI and the pytest plugin, so they always agree."""
-    cells = expand(load(path), source=str(path))
+              inventory: str | Path | None = None, **filters: Iterable[str]) -> list[Cell]:
+    """The one entry point used by both the CLI and the pytest plugin, so they always agree.
+    An ssh inventory adds a cell per host's (arch, distro) x the matrix's kubernetes and
+    bootstrapper axes, with provider ssh."""
+    m = load(path)
+    extra = []
+    if inventory is not None:
+        from . import inventory as inv
+
+        hosts = inv.load(inventory).hosts
+        extra = sorted({(h.arch, h.distro) for h in hosts})
+    cells = expand(m, source=str(path), extra=extra)
     return shard(select(cells, source=str(path), cell_ids=cell_ids, **filters), shard_spec)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import matrix
-from .errors import InfraError, UserError
+from .errors import InfraError, Unavailable, UserError
 
 CELLS = pytest.StashKey[list]()
 PARAMS = pytest.StashKey[list]()
@@ -34,6 +34,12 @@ def pytest_addoption(parser):
                 help="run the K-th of N deterministic slices of the selected cells (for CI matrices)")
     g.addoption("--reports-dir", dest="am_reports", default="reports", metavar="DIR",
                 help="where node artifacts (serial logs, commands) go (default: reports)")
+    g.addoption("--inventory", dest="am_inventory", metavar="FILE",
+                help="hosts.yaml of real machines for provider ssh: adds an ssh cell per host's arch and distro "
+                     "(with the matrix's kubernetes and bootstrapper axes); select them with --provider ssh")
+    g.addoption("--docker-host", dest="am_docker_host", metavar="URL",
+                help="Docker engine for provider docker (default: DOCKER_HOST, else a private dockerd the "
+                     "run starts and stops)")
     g.addoption("--keep-nodes", dest="am_keep_nodes", default="never", choices=("never", "on-failure", "always"),
                 help="leave nodes running after their cell's tests (on-failure: only cells with a failure or "
                      "error); `archmatrix gc --list` shows them with their ssh command, `archmatrix gc --kept` "
@@ -60,7 +66,8 @@ def _selected(config) -> list[matrix.Cell] | None:
         if not path.is_file():
             return None
     filters = {axis: config.getoption(f"am_{axis}") for axis, _ in _AXIS_OPTIONS}
-    return matrix.cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"), **filters)
+    return matrix.cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
+                            inventory=config.getoption("am_inventory"), **filters)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -81,6 +88,7 @@ def pytest_configure(config):
     if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
         cells = _readiness_stage(config, cells)
     config.stash[CELLS] = cells
+    config.pluginmanager.register(_HostFixture(), "archmatrix-host-fixture")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
 
@@ -205,10 +213,13 @@ class NodePool:
 
         out = Path(self.config.getoption("am_reports")) / "artifacts" / cell.id
         provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m),
-                                 keep_nodes=self.keep != "never")
+                                 keep_nodes=self.keep != "never", inventory=self.config.getoption("am_inventory"),
+                                 docker_host=self.config.getoption("am_docker_host"))
         progress(self.config, cell, f"provisioning with {cell.provider}")
         try:
             self.node = provider.provision(cell, out)
+        except Unavailable as e:
+            pytest.skip(f"{cell.provider}: {e}")
         except InfraError as e:
             if not e.retryable:
                 raise
@@ -234,10 +245,14 @@ def node(cell, _archmatrix_pool):
     return _archmatrix_pool.get(cell, "node", lambda: _archmatrix_pool.provision(cell))
 
 
-@pytest.fixture
-def host(node):
-    """The node as a testinfra Host (one connection per node, reused)."""
-    return node.host
+class _HostFixture:
+    """pytest-testinfra's plugin has its own `host` fixture (parametrized by --hosts). Ours is
+    registered from pytest_configure, after every entry-point plugin, so it is the one used."""
+
+    @pytest.fixture
+    def host(self, node):
+        """The node as a testinfra Host (one connection per node, reused)."""
+        return node.host
 
 
 @pytest.fixture
@@ -315,6 +330,8 @@ def pytest_runtest_makereport(item, call):
         err = call.excinfo.value
         rep.longrepr = err.report()
         item.user_properties.extend((f"archmatrix.artifact.{k}", str(v)) for k, v in err.artifacts.items())
+        if rep.when == "call":  # the node went away during the test: infrastructure, not the product
+            item.user_properties.append(("archmatrix.infra_error", rep.when))
     if rep.when == "call":
         cl = item.funcargs.get("cluster")
         if cl is not None:
@@ -324,6 +341,12 @@ def pytest_runtest_makereport(item, call):
             item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())
     # the report was made before the lines above: give it what they added (artifacts of a setup error too)
     rep.user_properties = list(item.user_properties)
+
+
+def pytest_report_teststatus(report, config):
+    """An InfraError raised inside a test (a node lost mid-test) reads as an error, not a failure."""
+    if report.when == "call" and report.failed and ("archmatrix.infra_error", "call") in report.user_properties:
+        return "error", "E", "ERROR"
 
 
 # ---- results.json and the terminal grid (on the controller only) -----------------------------

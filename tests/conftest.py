@@ -41,10 +41,14 @@ def run_cli():
 
 
 def _our_processes():
-    """PIDs of services the harness starts (registry, qemu, sshd, dockerd) now running."""
-    out = subprocess.run(["pgrep", "-f", "docker-registry serve|qemu-system-|sshd .*-f /tmp|dockerd "],
+    """Services the harness starts (registry, qemu, test sshd, dockerd, ssh ControlMasters) now
+    running, and the network namespaces and veth ends of its test hosts."""
+    out = subprocess.run(["pgrep", "-f", "docker-registry serve|qemu-system-|sshd -D -e -f|dockerd |/am-[^ ]*/cm"],
                          capture_output=True, text=True).stdout.split()
-    return {int(p) for p in out}
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split("\n")
+    return ({int(p) for p in out} | {f"netns {x.split()[0]}" for x in netns if x.startswith("amh")}
+            | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x})
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,6 +21,8 @@ from ..matrix import PROVIDERS, Cell
 _IMPLEMENTATIONS = {
     "local": "harness.providers.local:LocalProvider",
     "qemu": "harness.providers.qemu:QemuProvider",
+    "ssh": "harness.providers.ssh:SshProvider",
+    "docker": "harness.providers.docker:DockerProvider",
 }
 
 
@@ -35,6 +37,8 @@ class Node:
     keep: Callable[[], str] | None = None  # leave the node running (--keep-nodes); returns how to reach it
     _host: object = None
 
+    lost: str | None = None  # why the connection to the node was lost: later commands fail at once
+
     @property
     def host(self):
         """The testinfra Host for this node: one connection, reused by every check."""
@@ -43,7 +47,23 @@ class Node:
 
             kwargs = {"ssh_config": self.ssh_config} if self.ssh_config else {}
             self._host = testinfra.get_host(self.url, **kwargs)
+            self._host.backend.run = self._guarded(self._host.backend.run)
         return self._host
+
+    def _guarded(self, run):
+        """testinfra's ssh backend raises RuntimeError when ssh itself fails (exit 255): that is the
+        node going away, an infrastructure error, not a product failure."""
+        def guarded(command, *args, **kwargs):
+            if self.lost:
+                raise InfraError(f"{self.cell.id}: {self.lost}", retryable=False)
+            try:
+                return run(command, *args, **kwargs)
+            except RuntimeError as e:
+                out = e.args[0] if e.args else None
+                detail = (getattr(out, "stderr", "") or str(e)).strip().splitlines()
+                self.lost = f"lost the connection to the node ({detail[-1] if detail else 'ssh exit 255'})"
+                raise InfraError(f"{self.cell.id}: {self.lost}", retryable=False) from None
+        return guarded
 
     def run(self, command: str, *args: str):
         """Run a command on the node (arguments are quoted). Returns testinfra's CommandResult."""
@@ -78,9 +98,10 @@ class Provider:
 
     name = "base"
 
-    def __init__(self, progress: Callable[[str], None] = print, keep_nodes: bool = False):
+    def __init__(self, progress: Callable[[str], None] = print, keep_nodes: bool = False, **options):
         self.progress = progress  # one line per long step (image build, boot): the user sees it is alive
         self.keep_nodes = keep_nodes  # nodes may be kept after the run (--keep-nodes): start them detachable
+        self.options = options  # provider-specific: inventory (ssh), docker_host (docker)
 
     def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
         raise NotImplementedError
@@ -94,7 +115,7 @@ class Provider:
         return node
 
 
-def get(name: str, progress=print, keep_nodes: bool = False) -> Provider:
+def get(name: str, progress=print, keep_nodes: bool = False, **options) -> Provider:
     if name not in PROVIDERS:
         raise UserError(f"unknown provider '{name}'; known: {', '.join(PROVIDERS)}")
     spec = _IMPLEMENTATIONS.get(name)
@@ -102,4 +123,5 @@ def get(name: str, progress=print, keep_nodes: bool = False) -> Provider:
         raise InfraError(f"provider '{name}' is not available in this version of archmatrix "
                          f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)(progress=progress, keep_nodes=keep_nodes)
+    return getattr(importlib.import_module(module), cls)(progress=progress, keep_nodes=keep_nodes,
+                                                                  **options)

@@ -24,7 +24,7 @@ from ..errors import InfraError
 from ..images import build as images
 from ..localregistry import free_port
 from ..matrix import Cell
-from . import Node, Provider
+from . import Node, Provider, sshconfig
 
 PR_SET_PDEATHSIG = 1
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
@@ -151,13 +151,8 @@ class QemuNode:
     def _write_ssh_config(self, hostkey: str) -> None:
         known = self.tmp / "known_hosts"
         known.write_text(f"[127.0.0.1]:{self.port} {hostkey}\n")
-        self.ssh_config = self.tmp / "ssh_config"
-        self.ssh_config.write_text(
-            f"Host node\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
-            f"  IdentityFile {self.img.ssh_key}\n  IdentitiesOnly yes\n  BatchMode yes\n"
-            f"  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n  GlobalKnownHostsFile /dev/null\n"
-            f"  ControlMaster auto\n  ControlPath {self.tmp}/cm\n  ControlPersist 600\n"
-            f"  ConnectTimeout 30\n  ServerAliveInterval 15\n")
+        self.ssh_config = sshconfig.write(self.tmp, hostname="127.0.0.1", port=self.port, user="root",
+                                          key=self.img.ssh_key, known_hosts=known)
 
     def failure(self, why: str) -> InfraError:
         tail = "\n".join(self.serial_text().splitlines()[-50:])
@@ -167,8 +162,7 @@ class QemuNode:
                           log_tail=tail)
 
     def stop(self) -> None:
-        if getattr(self, "ssh_config", None) and (self.tmp / "cm").exists():
-            subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", "node"], capture_output=True, timeout=10)
+        sshconfig.close(self.tmp)
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -252,11 +246,9 @@ def reap(dry_run: bool = False, kept: bool = False) -> list[dict]:
                     os.killpg(info["pid"], signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            tmp = Path(info.get("tmp") or "/nonexistent")
-            if (tmp / "cm").exists():  # the kept node's ssh ControlMaster
-                subprocess.run(["ssh", "-F", str(tmp / "ssh_config"), "-O", "exit", "node"], capture_output=True,
-                               timeout=10)
-            shutil.rmtree(tmp, ignore_errors=True)
+            if info.get("tmp"):
+                sshconfig.close(Path(info["tmp"]))  # a kept node's ssh ControlMaster
+                shutil.rmtree(info["tmp"], ignore_errors=True)
             if info.get("overlay"):
                 Path(info["overlay"]).unlink(missing_ok=True)
             rec.unlink(missing_ok=True)
