@@ -166,8 +166,12 @@ def cmd_images(args) -> int:
 
 
 def cmd_gc(args) -> int:
+    from . import dockerengine
     from .providers import qemu
 
+    engines = dockerengine.reap(dry_run=args.list)
+    for d in engines:
+        print(f"{'would remove' if args.list else 'removed'} docker engine dir {d} (owner is gone)")
     found = qemu.reap(dry_run=args.list, kept=args.kept)
     for f in found:
         why = "kept by --keep-nodes" if f.get("kept") else f"owner {f['owner']} is gone"
@@ -181,7 +185,7 @@ def cmd_gc(args) -> int:
         reach = f.get("ssh") or "port %s" % f["port"]
         print(f"{state}: {f['cell']} qemu pid {f['pid']}: {reach}")
         shown.append(f["pid"])
-    if not shown:
+    if not shown and not engines:
         print("archmatrix gc: nothing to do")
     return 0
 

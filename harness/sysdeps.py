@@ -11,7 +11,8 @@ from .errors import UserError
 # What each provider needs on the host, beyond Python packages.
 PROVIDER_PACKAGES = {
     "qemu": {"qemu-utils", "qemu-user-static", "mmdebstrap", "e2fsprogs", "openssh-client", "cpio"},
-    "docker": {"docker.io", "qemu-user-static"},
+    # container nodes import the QEMU base image's root filesystem: the same build tools
+    "docker": {"docker.io", "qemu-user-static", "qemu-utils", "mmdebstrap", "e2fsprogs", "libcap2-bin"},
     "ssh": {"openssh-client"},
     "local": set(),
 }
@@ -21,7 +22,7 @@ REGISTRY_PACKAGES = {"docker-registry", "skopeo"}
 # qemu-system, a loopback registry, dpkg-architecture, and sshd in network namespaces.
 TEST_PACKAGES = ({"qemu-user-static", "qemu-system-x86", "qemu-system-arm", "qemu-system-ppc",
                   "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server", "chromium",
-                  "genisoimage"}
+                  "genisoimage", "docker.io"}
                  | PROVIDER_PACKAGES["qemu"] | REGISTRY_PACKAGES)
 
 

@@ -105,7 +105,7 @@ def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, mon
                                  log_tail="last serial line")
             return providers.Node(cell, "local://", artifacts)
 
-    monkeypatch.setattr(providers, "get", lambda name, progress=None: Flaky())
+    monkeypatch.setattr(providers, "get", lambda name, progress=None, **options: Flaky())
     r = scratch.runpytest("--arch", HOST, "-p", "no:cacheprovider", f"--junitxml={scratch.path}/j.xml")
     r.assert_outcomes(passed=2, skipped=2, errors=2)
     r.stdout.fnmatch_lines(["*infrastructure error: boot timed out for *v1.31*", "*artifact serial:*serial.log",

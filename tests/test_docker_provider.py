@@ -1,0 +1,97 @@
+"""Container nodes on a real dockerd (Debian's docker.io, its own data root, started and stopped
+by the harness): arm64 and s390x nodes through binfmt qemu-user running the node-level suites;
+the engine, its containerd and every container are gone after the run and after a crash."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import dockerengine, platforms
+from harness.images import build as images
+from conftest import ROOT, need
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _engine_leftovers() -> list[str]:
+    dirs = [str(d) for d in Path("/tmp").glob(dockerengine.PREFIX + "*")]
+    procs = subprocess.run(["pgrep", "-af", dockerengine.PREFIX], capture_output=True, text=True).stdout.splitlines()
+    return dirs + [p for p in procs if "pgrep" not in p]
+
+
+@pytest.fixture(scope="module")
+def engine_ready():
+    need("dockerd", "docker.io")
+    need("docker", "docker.io")
+    need("mmdebstrap", "mmdebstrap")
+    for arch in ("arm64", "s390x"):
+        images.build(platforms.arch(arch), platforms.distro("debian12"), progress=print)
+    assert not _engine_leftovers()
+
+
+def test_foreign_container_nodes_run_the_node_suites(engine_ready, tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [arm64, s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], "
+                 "provider: [docker]}\n")
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}  # the run starts its own engine
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_binaries.py", "suites/test_node_registration.py",
+                          "--matrix", str(m), "-q", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0 and "6 passed" in out.stdout, out.stdout[-3000:]
+    assert "starting a private dockerd" in out.stdout
+    run = json.loads((tmp_path / "r/results.json").read_text())
+    passed = [r for r in run["records"] if r["outcome"] == "passed"]
+    assert {r["cell"] for r in passed} == {"arm64-debian12-v1.32-none-docker", "s390x-debian12-v1.32-none-docker"}
+    for r in passed:
+        arch = r["cell"].split("-")[0]
+        assert r["properties"]["emulation"] == f"binfmt {platforms.arch(arch).qemu_user}"
+        assert r["properties"]["engine"].startswith("20.") and r["properties"]["node_start_seconds"] > 0
+    # the registration suite needs a cluster: bootstrapper none says so instead of passing
+    skipped = [r for r in run["records"] if "test_node_registration" in r["test"]]
+    assert skipped and all(r["outcome"] == "skipped" and "brings up no cluster" in r["message"] for r in skipped)
+    assert not _engine_leftovers()
+
+
+def test_engine_and_containers_die_with_a_killed_owner_and_gc_cleans_up(engine_ready, tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from pathlib import Path
+        from harness.matrix import Cell
+        from harness.providers.docker import DockerProvider
+        node = DockerProvider(progress=lambda m: None).provision(Cell("s390x", "debian12", "1.32", "none", "docker"),
+                                                                 Path(%r))
+        import docker, os
+        c = docker.DockerClient(base_url=os.environ["DOCKER_HOST"]).containers.get(node.url.split("//")[1])
+        from harness.providers import docker as d
+        print(d._ENGINE.pid, c.attrs["State"]["Pid"], d._ENGINE.root, flush=True)
+        time.sleep(600)
+    """ % str(tmp_path / "art")))
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    line = owner.stdout.readline().split()
+    assert len(line) == 3, "the owner did not start its node"
+    dockerd, container_init, root = int(line[0]), int(line[1]), line[2]
+    assert _alive(dockerd) and _alive(container_init)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    for _ in range(240):  # PDEATHSIG: dockerd gets SIGTERM and stops its containers
+        if not _alive(dockerd) and not _alive(container_init):
+            break
+        time.sleep(0.25)
+    assert not _alive(dockerd) and not _alive(container_init)
+    gc = subprocess.run([sys.executable, "-m", "harness.cli", "gc"], capture_output=True, text=True, cwd=ROOT)
+    assert f"removed docker engine dir {root}" in gc.stdout, gc.stdout + gc.stderr
+    assert not _engine_leftovers()
