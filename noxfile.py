@@ -27,6 +27,8 @@ def tests(session):
     """The harness's own tests: unit tests and real integration (qemu-user, registry, sshd)."""
     session.install("-e", ".[test]")
     session.run("archmatrix", "deps", "--tests", "--install")
+    # the QEMU and docker tests boot these: built once per machine (cached), two at a time
+    session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
     session.run("pytest", "tests", "-rfEs", *session.posargs)
 
 

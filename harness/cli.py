@@ -149,11 +149,18 @@ def cmd_images(args) -> int:
         print(cloud.import_image(p, d, args.source, args.kernel, args.initrd, images.images_dir() / images.key(p, d),
                                  progress=lambda m: print(f"archmatrix: {m}", flush=True)))
         return 0
+    if args.action == "build":
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(pair):  # each build is mostly one emulated process: two at once use both cores
+            return images.build(*pair, progress=lambda m: print(f"archmatrix: {m}", flush=True))
+
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            for img in pool.map(one, pairs):
+                print(f"{img.path}")
+        return 0
     for p, d in pairs:
-        if args.action == "build":
-            img = images.build(p, d, progress=lambda m: print(f"archmatrix: {m}", flush=True))
-            print(f"{img.path}")
-        elif args.action == "verify":
+        if args.action == "verify":
             img = images.lookup(p, d)
             problems = ["not built (or incomplete)"] if img is None else images.verify(img)
             bad += bool(problems)
@@ -283,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
     im.add_argument("--initrd", metavar="FILE|URL", help="import: the image's initrd (unpacked/*-initrd-generic)")
     im.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]")
     im.add_argument("--distro", action="append", default=[], metavar="DISTRO[,DISTRO]")
+    im.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="build: N images at once (default 1)")
     im.set_defaults(func=cmd_images)
 
     gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--kept: and kept nodes; --list: only show)")

@@ -16,6 +16,10 @@ _IMPLEMENTATIONS = {
 
 # Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
 KNOWN_BINARIES = ("sh", "kubectl", "kubelet", "kubeadm", "kube-proxy", "containerd", "runc", "crictl", "k3s")
+# How each one prints its version and exits (never run a daemon bare: containerd would start serving).
+VERSION_ARGS = {"sh": (), "kubectl": ("version", "--client"), "kubelet": ("--version",), "kubeadm": ("version",),
+                "kube-proxy": ("--version",), "containerd": ("--version",), "runc": ("--version",),
+                "crictl": ("--version",), "k3s": ("--version",)}
 
 
 @dataclass(frozen=True)

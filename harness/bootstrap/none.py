@@ -3,12 +3,12 @@ wrong arch shows up here), and any Kubernetes binary that happens to be on it.""
 from __future__ import annotations
 
 from ..matrix import Cell
-from . import KNOWN_BINARIES, Binary, Bootstrapper
+from . import KNOWN_BINARIES, VERSION_ARGS, Binary, Bootstrapper
 
 
 class NoBootstrapper(Bootstrapper):
     name = "none"
 
     def binaries(self, cell: Cell) -> list[Binary]:
-        optional = [Binary(n, required=False, version_args=()) for n in KNOWN_BINARIES if n != "sh"]
+        optional = [Binary(n, required=False, version_args=VERSION_ARGS[n]) for n in KNOWN_BINARIES if n != "sh"]
         return [Binary("sh", version_args=())] + optional
