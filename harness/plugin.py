@@ -256,10 +256,23 @@ class _HostFixture:
 
 
 @pytest.fixture
-def bootstrapper(cell, _archmatrix_pool):
+def bootstrapper(cell, request, _archmatrix_pool):
+    """The cell's bootstrapper; with a node, the node is prepared by it once (runtime installed)."""
     from . import bootstrap
 
-    return _archmatrix_pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper))
+    b = _archmatrix_pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper))
+    if cell.bootstrapper != "none" and not request.config.getoption("am_recorded") \
+            and not request.config.getoption("am_kubeconfig"):
+        node = request.getfixturevalue("node")
+
+        def prepare():
+            t0 = time.monotonic()
+            b.prepare(node, cell, progress=lambda m: progress(request.config, cell, m))
+            node.facts["bootstrap_seconds"] = round(time.monotonic() - t0, 1)
+            return True
+
+        _archmatrix_pool.get(cell, "prepared", prepare)
+    return b
 
 
 @pytest.fixture

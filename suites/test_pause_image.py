@@ -63,3 +63,14 @@ def test_runtime_sandbox_image(cell, node, bootstrapper):
         pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
     verdict = images.check_sandbox_image(f"{cell.id} runtime", configured, cell.release.pause)
     assert verdict.ok, verdict.message
+
+
+def test_runtime_pulled_pause_is_node_arch(cell, node, bootstrapper):
+    """The node's own runtime pulled the sandbox image: the config it holds is the node's platform."""
+    pulled = bootstrapper.pulled_sandbox_config(node, cell)
+    if pulled is None:
+        pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
+    ref, config = pulled
+    assert config, f"{cell.id}: expected the runtime to hold {ref}, found it not pulled"
+    verdict = images.check_config(f"{ref} as pulled on the node", cell.platform.oci_platform(cell.os.os), config)
+    assert verdict.ok, verdict.message

@@ -12,6 +12,7 @@ from ..matrix import BOOTSTRAPPERS, Cell
 
 _IMPLEMENTATIONS = {
     "none": "harness.bootstrap.none:NoBootstrapper",
+    "distro": "harness.bootstrap.distro:DistroBootstrapper",
 }
 
 # Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
@@ -81,11 +82,31 @@ class RecordedCluster:
         raise NotImplementedError("a recorded cluster has no API server")
 
 
+@dataclass(frozen=True)
+class Step:
+    """One command of a bootstrapper's plan: where it runs (node, host) and why."""
+
+    where: str
+    command: str
+    why: str = ""
+
+
 class Bootstrapper:
     name = "base"
 
     def binaries(self, cell: Cell) -> list[Binary]:
         return []
+
+    def plan(self, cell: Cell) -> list[Step]:
+        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`)."""
+        return []
+
+    def prepare(self, node, cell: Cell, progress=print) -> None:
+        """Node-level setup (runtime, packages) before any suite looks at the node."""
+
+    def pulled_sandbox_config(self, node, cell: Cell) -> tuple[str, dict] | None:
+        """(reference, config) of the sandbox image the node's runtime pulled; None without a runtime."""
+        return None
 
     def sandbox_image(self, node, cell: Cell) -> str | None:
         """The pause image the node's runtime is configured with; None when there is no runtime."""
