@@ -213,6 +213,20 @@ def cmd_testhosts(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """Every command the cell's bootstrapper would run, on which node, without running it."""
+    from . import bootstrap
+
+    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    cell = cells[0]
+    steps = bootstrap.get(cell.bootstrapper).plan(cell)
+    if not steps:
+        print(f"{cell.id}: bootstrapper {cell.bootstrapper} runs nothing")
+    for i, st in enumerate(steps, 1):
+        print(f"{i:2}. [{st.where}] {st.command}" + (f"\n      # {st.why}" if st.why else ""))
+    return 0
+
+
 def cmd_up(args) -> int:
     """Boot one cell's node and keep it until Ctrl-C, printing the ssh command."""
     import signal as _signal
@@ -306,6 +320,12 @@ def parser() -> argparse.ArgumentParser:
                     help="a host and what it claims to be (default alpha:amd64:debian12); a false claim makes "
                          "a lying host")
     th.set_defaults(func=cmd_testhosts)
+
+    pl = sub.add_parser("plan", help="print every command a cell's bootstrapper would run, without running it")
+    pl.add_argument("cell", metavar="CELL")
+    pl.add_argument("--matrix", default=None, metavar="FILE")
+    pl.add_argument("--inventory", metavar="FILE")
+    pl.set_defaults(func=cmd_plan)
 
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")
     up.add_argument("cell", metavar="CELL")

@@ -237,6 +237,9 @@ def _archmatrix_pool(request):
     pool = request.config.stash[POOL] = NodePool(request.config)
     yield pool
     pool.release()
+    from . import noderegistry
+
+    noderegistry.stop()  # the registry the nodes pulled from, by its PID
 
 
 @pytest.fixture

@@ -71,17 +71,18 @@ class DistroBootstrapper(Bootstrapper):
                 progress(f"distro: {step.why or step.command[:60]}")
                 r = node.run(step.command)
                 out.write(f"$ {step.command}\n{r.stdout}{r.stderr}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
-                if r.rc != 0:
+                # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): look too
+                if r.rc != 0 or "update" in step.command and "Failed to fetch" in r.stdout + r.stderr:
                     raise self._failure(step, r, log)
         node.facts["bootstrap"] = "distro"
 
     @staticmethod
     def _failure(step: Step, r, log) -> InfraError:
         text = r.stdout + r.stderr
-        url = re.search(r"(?:Failed to fetch|Could not connect to|Unable to connect to|Cannot initiate the "
-                        r"connection to) (\S+)", text)
+        url = re.search(r"Failed to fetch (\S+)", text)
         if url:
-            return InfraError(f"the node cannot reach {url.group(1).rstrip(',')}: {text.strip().splitlines()[-1]}",
+            why = next((x.strip() for x in text.splitlines() if x.startswith("Err:")), "")
+            return InfraError(f"the node cannot reach {url.group(1)} ({why or 'failed to fetch'})",
                               artifacts={"bootstrap log": log}, retryable=False)
         return InfraError(f"bootstrap step failed (exit {r.rc}): {step.command[:120]}", artifacts={"bootstrap log": log},
                           log_tail="\n".join(text.strip().splitlines()[-15:]))
