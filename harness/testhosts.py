@@ -68,6 +68,7 @@ def start(name: str, claims_arch: str, claims_distro: str, base: Path, client_ke
     d = base / ns
     d.mkdir(parents=True, exist_ok=True)
     addr = f"10.250.{i}.2"
+    proc = None
     try:
         _ip("link", "add", root_end, "type", "veth", "peer", "name", ns_end, "netns", ns)
         _ip("addr", "add", f"10.250.{i}.1/30", "dev", root_end)
@@ -90,7 +91,7 @@ def start(name: str, claims_arch: str, claims_distro: str, base: Path, client_ke
         _wait_listening(addr, proc, d)
         return host
     except BaseException:
-        if "proc" in locals():
+        if proc is not None:
             _kill(proc.pid)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
