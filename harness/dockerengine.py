@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import procgroup
 from .errors import InfraError
 
 PR_SET_PDEATHSIG = 1
@@ -80,14 +81,7 @@ class DockerEngine:
                     c.remove(force=True)
             except Exception:  # noqa: BLE001 - the engine may already be half down: SIGTERM anyway
                 pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        procgroup.stop(self.proc, grace=30)  # dockerd stops its containerd on SIGTERM
         _kill_group_leftovers(self.root)
         subprocess.run(["umount", "-R", "-l", str(self.root / "data")], capture_output=True)
         subprocess.run(["umount", "-R", "-l", str(self.root / "exec")], capture_output=True)

@@ -3,9 +3,7 @@ runtimes to pull the harness's own images, and for tests. Stopped on exit, alway
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from . import procgroup
 from .errors import InfraError
 
 BINARY = "docker-registry"
@@ -70,16 +69,7 @@ class LocalRegistry:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
+        procgroup.stop(self.proc, grace=5)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from filelock import FileLock
 
 from harness import inventory, testhosts
 from harness.errors import UserError

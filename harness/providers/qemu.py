@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import debian, platforms
+from .. import debian, platforms, procgroup
 from ..errors import InfraError
 from ..images import build as images
 from ..localregistry import free_port
@@ -163,15 +163,8 @@ class QemuNode:
 
     def stop(self) -> None:
         sshconfig.close(self.tmp)
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        if self.proc is not None:
+            procgroup.stop(self.proc)
         self.record.unlink(missing_ok=True)
         self.overlay.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 def write(directory: Path, *, hostname: str, port: int, user: str, key: Path, known_hosts: Path,
           jump: str | None = None, alive_interval: int = 15, connect_timeout: int = 30) -> Path:
     cfg = directory / "ssh_config"
-    lines = [f"Host node", f"  HostName {hostname}", f"  Port {port}", f"  User {user}",
+    lines = ["Host node", f"  HostName {hostname}", f"  Port {port}", f"  User {user}",
              f"  IdentityFile {key}", "  IdentitiesOnly yes", "  BatchMode yes",
              f"  UserKnownHostsFile {known_hosts}", "  StrictHostKeyChecking yes", "  GlobalKnownHostsFile /dev/null",
              "  ControlMaster auto", f"  ControlPath {directory}/cm", "  ControlPersist 600",
