@@ -80,7 +80,7 @@ class QemuNode:
         self.serial = artifacts / "serial.log"
         self.overlay = artifacts / "overlay.qcow2"
         self.port = free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="am-"))  # short path: ssh control sockets have a length limit
+        self.tmp: Path | None = None  # made by start(): short path, ssh control sockets have a length limit
         self.proc: subprocess.Popen | None = None
         self.record = run_dir() / f"{os.getpid()}-{self.port}.json"
 
@@ -89,6 +89,7 @@ class QemuNode:
             raise InfraError(f"{self.p.qemu.system} not found: apt-get install {self.p.qemu.package}", retryable=False)
         self.serial.unlink(missing_ok=True)
         self.overlay.unlink(missing_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix="am-"))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.img.disk), "-F", "qcow2",
                         str(self.overlay)], check=True, capture_output=True)
         cmd = command(self.p, self.img, self.overlay, self.port, self.serial, self.accel)
@@ -162,6 +163,8 @@ class QemuNode:
                           log_tail=tail)
 
     def stop(self) -> None:
+        if self.tmp is None:  # never started
+            return
         sshconfig.close(self.tmp)
         if self.proc is not None:
             procgroup.stop(self.proc)
