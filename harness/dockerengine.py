@@ -6,7 +6,6 @@ if its owner dies; `archmatrix gc` removes what a killed owner left on disk.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
 import signal
@@ -18,12 +17,7 @@ from pathlib import Path
 from . import procgroup
 from .errors import InfraError
 
-PR_SET_PDEATHSIG = 1
 PREFIX = "am-dockerd-"
-
-
-def _term_with_parent():
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class DockerEngine:
@@ -42,7 +36,7 @@ class DockerEngine:
              "--pidfile", str(self.root / "dockerd.pid"), "-H", self.url, "--bridge=none", "--iptables=false",
              "--ip-masq=false", "--ip-forward=false"],
             stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_term_with_parent)
+            start_new_session=True, preexec_fn=procgroup.die_with_parent(signal.SIGTERM))  # TERM: it stops its containers
         atexit.register(self.stop)
         self._wait()
         self.start_seconds = round(time.monotonic() - t0, 2)
@@ -82,10 +76,15 @@ class DockerEngine:
             except Exception:  # noqa: BLE001 - the engine may already be half down: SIGTERM anyway
                 pass
         procgroup.stop(self.proc, grace=30)  # dockerd stops its containerd on SIGTERM
-        _kill_group_leftovers(self.root)
-        subprocess.run(["umount", "-R", "-l", str(self.root / "data")], capture_output=True)
-        subprocess.run(["umount", "-R", "-l", str(self.root / "exec")], capture_output=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove(self.root)
+
+
+def _remove(root: Path) -> None:
+    """An engine's leftover processes, its mounts and its directory."""
+    _kill_group_leftovers(root)
+    for sub in ("data", "exec"):
+        subprocess.run(["umount", "-R", "-l", str(root / sub)], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _kill_group_leftovers(root: Path) -> None:
@@ -111,10 +110,7 @@ def reap(dry_run: bool = False) -> list[str]:
             pass
         found.append(str(d))
         if not dry_run:
-            _kill_group_leftovers(d)
-            subprocess.run(["umount", "-R", "-l", str(d / "data")], capture_output=True)
-            subprocess.run(["umount", "-R", "-l", str(d / "exec")], capture_output=True)
-            shutil.rmtree(d, ignore_errors=True)
+            _remove(d)
     return found
 
 

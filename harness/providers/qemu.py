@@ -9,7 +9,6 @@ in a run directory so `archmatrix gc` and the next run reap what an owner left b
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -26,7 +25,6 @@ from ..localregistry import free_port
 from ..matrix import Cell
 from . import Node, Provider, sshconfig
 
-PR_SET_PDEATHSIG = 1
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
 
 
@@ -34,10 +32,6 @@ def run_dir() -> Path:
     d = debian.cache_dir() / "run"
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def _die_with_parent():
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: int, serial: Path, accel: str,
@@ -97,7 +91,7 @@ class QemuNode:
         self.proc = subprocess.Popen(cmd + ["-pidfile", str(self.tmp / "qemu.pid")], stdin=subprocess.DEVNULL,
                                      stdout=open(self.artifacts / "qemu.log", "wb"), stderr=subprocess.STDOUT,
                                      start_new_session=True,
-                                     preexec_fn=None if self.detachable else _die_with_parent)
+                                     preexec_fn=None if self.detachable else procgroup.die_with_parent())
         self._write_record(kept=False)
 
     def _write_record(self, kept: bool) -> None:
