@@ -216,13 +216,28 @@ def cmd_testhosts(args) -> int:
 def cmd_plan(args) -> int:
     """Every command the cell's bootstrapper would run, on which node, without running it."""
     from . import bootstrap
+    from .bootstrap import airgap
 
     cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
     cell = cells[0]
-    steps = bootstrap.get(cell.bootstrapper).plan(cell)
+    if cell.unsupported:
+        print(f"{cell.id}: unsupported: {cell.unsupported}")
+    art = None
+    if args.artifacts:
+        art = airgap.find([args.artifacts])
+        if art is None:
+            raise UserError(f"--artifacts {args.artifacts}: not a directory laid out as DIR/<arch>/bin|images|snap")
+    opts = bootstrap.Options(artifacts=art, package_base=args.package_base, k3s_version=args.k3s_version)
+    steps = bootstrap.get(cell.bootstrapper, opts).plan(cell)
     if not steps:
         print(f"{cell.id}: bootstrapper {cell.bootstrapper} runs nothing")
+    heads = {"prepare": "prepare: node-level, before any suite runs",
+             "install": "install: the cluster (when a suite asks for one)"}
+    phase = None
     for i, st in enumerate(steps, 1):
+        if st.phase != phase:
+            phase = st.phase
+            print(f"# {heads.get(phase, phase)}")
         print(f"{i:2}. [{st.where}] {st.command}" + (f"\n      # {st.why}" if st.why else ""))
     return 0
 
@@ -325,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("cell", metavar="CELL")
     pl.add_argument("--matrix", default=None, metavar="FILE")
     pl.add_argument("--inventory", metavar="FILE")
+    pl.add_argument("--artifacts", metavar="DIR", help="air-gapped: DIR/<arch>/{bin,images,snap} instead of the network")
+    pl.add_argument("--package-base", metavar="URL", help="kubeadm: a mirror of https://pkgs.k8s.io")
+    pl.add_argument("--k3s-version", metavar="VERSION", help="k3s: pin INSTALL_K3S_VERSION (e.g. v1.32.3+k3s1)")
     pl.set_defaults(func=cmd_plan)
 
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")

@@ -18,6 +18,9 @@ File format (see README "matrix.yaml reference"):
     taints:        # taints the node registration suite expects on matching cells' nodes
       - match: {distro: windows2022}
         taints: [{key: os, value: windows, effect: NoSchedule}]
+    control_plane: # matching cells' nodes join (kubeadm join) a control plane on another node
+      - match: {distro: windows2022, bootstrapper: kubeadm}
+        node: {arch: amd64, distro: debian12}
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ class Cell:
     provider: str
     unsupported: str | None = field(default=None, compare=False)  # the reason, when it cannot exist
     taints: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)  # declared (key, value, effect)
+    control_plane: tuple[str, str] | None = field(default=None, compare=False)  # (arch, distro) this node joins
 
     @property
     def id(self) -> str:
@@ -65,6 +69,11 @@ class Cell:
 
     def axes(self) -> dict[str, str]:
         return {a: getattr(self, a) for a in AXES}
+
+    def control_plane_cell(self) -> "Cell":
+        """The cell of the control plane this cell's node joins (matrix `control_plane:` rules)."""
+        arch, distro = self.control_plane
+        return Cell(arch, distro, self.kubernetes, self.bootstrapper, self.provider)
 
     def sort_key(self) -> tuple:
         return (platforms.arch_order(self.arch), self.distro, kube_versions.resolve(self.kubernetes).key,
@@ -154,12 +163,23 @@ class TaintRule(_Strict):
     taints: list[Taint]
 
 
+class ControlPlaneNode(_Strict):
+    arch: Arch
+    distro: DistroName
+
+
+class ControlPlaneRule(_Strict):
+    match: Partial
+    node: ControlPlaneNode
+
+
 class MatrixFile(_Strict):
     axes: Axes
     include: list[Whole] = []
     exclude: list[Partial] = []
     unsupported: list[Rule] = []
     taints: list[TaintRule] = []
+    control_plane: list[ControlPlaneRule] = []
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -283,7 +303,9 @@ def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str
     for cell in seen.values():
         reason = capability(cell) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
         taints = tuple((t.key, t.value, t.effect) for r in m.taints if r.match.matches(cell) for t in r.taints)
-        cells.append(Cell(**cell.axes(), unsupported=reason, taints=taints) if reason or taints else cell)
+        cp = next(((r.node.arch, r.node.distro) for r in m.control_plane if r.match.matches(cell)), None)
+        cells.append(Cell(**cell.axes(), unsupported=reason, taints=taints, control_plane=cp)
+                     if reason or taints or cp else cell)
     return sorted(cells, key=Cell.sort_key)
 
 

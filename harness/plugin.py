@@ -47,7 +47,13 @@ def pytest_addoption(parser):
     g.addoption("--kubeconfig", dest="am_kubeconfig", metavar="FILE",
                 help="use this existing cluster instead of bootstrapping one")
     g.addoption("--artifacts", dest="am_artifacts", action="append", default=[], metavar="PATH",
-                help="check release binaries with no node: a bin/ dir, a kubernetes-*-<os>-<arch>.tar.gz or a .deb")
+                help="check release binaries with no node: a bin/ dir, a kubernetes-*-<os>-<arch>.tar.gz or a .deb. "
+                     "A DIR laid out DIR/<arch>/{bin,images,snap} is also what kubeadm, microk8s and k3s install "
+                     "from, air-gapped (images served from the harness registry); see README")
+    g.addoption("--package-base", dest="am_package_base", metavar="URL",
+                help="kubeadm: a mirror of https://pkgs.k8s.io (same path layout)")
+    g.addoption("--k3s-version", dest="am_k3s_version", metavar="VERSION",
+                help="k3s: pin INSTALL_K3S_VERSION, e.g. v1.32.3+k3s1 (default: the cell minor's channel)")
     g.addoption("--readiness", dest="am_readiness", action="store_true",
                 help="first check the release's images for every selected platform; cells whose images are "
                      "missing are reported unsupported with the reason, before any node is provisioned")
@@ -258,12 +264,20 @@ class _HostFixture:
         return node.host
 
 
+def bootstrap_options(config):
+    from .bootstrap import Options, airgap
+
+    return Options(artifacts=airgap.find(matrix.split_values(config.getoption("am_artifacts"))),
+                   package_base=config.getoption("am_package_base"), k3s_version=config.getoption("am_k3s_version"))
+
+
 @pytest.fixture
 def bootstrapper(cell, request, _archmatrix_pool):
     """The cell's bootstrapper; with a node, the node is prepared by it once (runtime installed)."""
     from . import bootstrap
 
-    b = _archmatrix_pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper))
+    b = _archmatrix_pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper,
+                                                                         bootstrap_options(request.config)))
     if cell.bootstrapper != "none" and not request.config.getoption("am_recorded") \
             and not request.config.getoption("am_kubeconfig"):
         node = request.getfixturevalue("node")

@@ -4,6 +4,8 @@ binaries they put on the node, so the binaries suite knows what to check.
 from __future__ import annotations
 
 import importlib
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,9 @@ from ..matrix import BOOTSTRAPPERS, Cell
 _IMPLEMENTATIONS = {
     "none": "harness.bootstrap.none:NoBootstrapper",
     "distro": "harness.bootstrap.distro:DistroBootstrapper",
+    "kubeadm": "harness.bootstrap.kubeadm:KubeadmBootstrapper",
+    "microk8s": "harness.bootstrap.microk8s:MicroK8sBootstrapper",
+    "k3s": "harness.bootstrap.k3s:K3sBootstrapper",
 }
 
 # Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
@@ -84,15 +89,69 @@ class RecordedCluster:
 
 @dataclass(frozen=True)
 class Step:
-    """One command of a bootstrapper's plan: where it runs (node, host) and why."""
+    """One command of a bootstrapper's plan: where it runs (node, control-plane, host) and why.
+    `url`: what the step fetches, named in the error when the node cannot reach it."""
 
     where: str
     command: str
     why: str = ""
+    url: str | None = None
+    phase: str = "prepare"  # prepare: node-level, before any suite; install: brings the cluster up
+    copy: tuple[str, str, str] | None = None  # host file -> node path, mode (air-gapped artifacts)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run tells its bootstrappers (plugin and CLI options)."""
+
+    artifacts: Path | None = None  # --artifacts DIR: air-gapped binaries, images, snaps
+    package_base: str | None = None  # --package-base URL: a mirror of pkgs.k8s.io (kubeadm)
+    k3s_version: str | None = None  # --k3s-version v1.32.3+k3s1 (default: the minor's channel)
+
+
+# curl exits 6/7/28 (resolve, connect, timeout) and apt's "Failed to fetch": the node cannot reach a URL
+_UNREACHABLE = re.compile(r"Failed to fetch (\S+)|curl: \((?:6|7|28|35)\)[^\n]*|error: cannot communicate with server"
+                          r"|dial tcp[^\n]*")
+
+
+def run_steps(node, steps: list[Step], log: Path, progress=print, label: str = "") -> None:
+    """Run steps on the node in order, each logged with its output and seconds; the first failure
+    raises an InfraError. A step that cannot reach its URL is a fast, named, non-retryable failure."""
+    with open(log, "a") as out:
+        for step in steps:
+            t0 = time.monotonic()
+            if step.copy:
+                progress(f"{label}: {step.why}")
+                node.put(Path(step.copy[0]), step.copy[1], step.copy[2])
+                out.write(f"# {step.command} ({time.monotonic() - t0:.1f} s)\n")
+                continue
+            if step.where != "node":
+                continue  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
+            progress(f"{label}: {step.why or step.command[:60]}")
+            r = node.run(step.command)
+            text = r.stdout + r.stderr
+            out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
+            out.flush()
+            # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): read its output too
+            unreachable = _UNREACHABLE.search(text)
+            if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
+                raise _failure(step, r.rc, text, unreachable, log)
+
+
+def _failure(step: Step, rc: int, text: str, unreachable, log: Path) -> InfraError:
+    if unreachable:
+        url = unreachable.group(1) or step.url or "(see the bootstrap log)"
+        why = next((x.strip() for x in text.splitlines() if x.startswith("Err:")), "") or unreachable.group(0).strip()
+        return InfraError(f"the node cannot reach {url} ({why})", artifacts={"bootstrap log": log}, retryable=False)
+    return InfraError(f"bootstrap step failed (exit {rc}): {step.command[:120]}", artifacts={"bootstrap log": log},
+                      log_tail="\n".join(text.strip().splitlines()[-15:]))
 
 
 class Bootstrapper:
     name = "base"
+
+    def __init__(self, options: Options | None = None):
+        self.options = options or Options()
 
     def binaries(self, cell: Cell) -> list[Binary]:
         return []
@@ -117,11 +176,11 @@ class Bootstrapper:
         return None
 
 
-def get(name: str) -> Bootstrapper:
+def get(name: str, options: Options | None = None) -> Bootstrapper:
     assert name in BOOTSTRAPPERS, name
     spec = _IMPLEMENTATIONS.get(name)
     if spec is None:
         raise InfraError(f"bootstrapper '{name}' is not available in this version of archmatrix "
                          f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)(options)

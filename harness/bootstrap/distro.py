@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 from .. import noderegistry
 from ..errors import InfraError
 from ..matrix import Cell
-from . import VERSION_ARGS, Binary, Bootstrapper, Step
+from . import VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
 
 KUBECTL_PACKAGE = {"bookworm": "kubernetes-client"}  # trixie and later: "kubectl"
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
-CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
 class DistroBootstrapper(Bootstrapper):
     name = "distro"
 
-    def __init__(self, mirror: str | None = None):
+    def __init__(self, options=None, mirror: str | None = None):
+        super().__init__(options)
         self.mirror = mirror  # None: the node image's own sources (the distro mirror)
 
     def binaries(self, cell: Cell) -> list[Binary]:
@@ -49,13 +48,7 @@ class DistroBootstrapper(Bootstrapper):
             Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
             Step("node", f"{APT} install -y --no-install-recommends containerd runc {kubectl}",
                  "runtime and kubectl from the distro"),
-            Step("node", f"mkdir -p /etc/containerd && containerd config default > {CONTAINERD_CONFIG}", ""),
-            Step("node", f"sed -i 's|^\\( *sandbox_image = \\).*|\\1\"{ref}\"|' {CONTAINERD_CONFIG} && printf "
-                         f"'\\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{gateway}\"]\\n  endpoint = "
-                         f"[\"http://{gateway}\"]\\n' >> {CONTAINERD_CONFIG}",
-                 f"sandbox image = the release's pause ({cell.release.pause}), from the harness registry"),
-            Step("node", "systemctl restart containerd && for i in $(seq 60); do ctr version >/dev/null 2>&1 && "
-                         "exit 0; sleep 1; done; exit 1", "containerd up"),
+            *containerd.steps(ref, plain_http=gateway),
             Step("node", f"ctr -n k8s.io images pull --plain-http {ref}", "the node's runtime pulls the pause image"),
         ]
 
@@ -64,28 +57,8 @@ class DistroBootstrapper(Bootstrapper):
             raise InfraError(f"bootstrapper distro needs a node on QEMU user networking to reach the harness "
                              f"registry (provider {cell.provider} is not)", retryable=False)
         reg = noderegistry.registry(cell.release.pause, progress)
-        log = node.artifacts / "bootstrap.log"
-        with open(log, "a") as out:
-            for step in self.plan(cell, reg.host):
-                t0 = time.monotonic()
-                progress(f"distro: {step.why or step.command[:60]}")
-                r = node.run(step.command)
-                out.write(f"$ {step.command}\n{r.stdout}{r.stderr}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
-                # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): look too
-                if r.rc != 0 or "update" in step.command and "Failed to fetch" in r.stdout + r.stderr:
-                    raise self._failure(step, r, log)
+        run_steps(node, self.plan(cell, reg.host), node.artifacts / "bootstrap.log", progress, "distro")
         node.facts["bootstrap"] = "distro"
-
-    @staticmethod
-    def _failure(step: Step, r, log) -> InfraError:
-        text = r.stdout + r.stderr
-        url = re.search(r"Failed to fetch (\S+)", text)
-        if url:
-            why = next((x.strip() for x in text.splitlines() if x.startswith("Err:")), "")
-            return InfraError(f"the node cannot reach {url.group(1)} ({why or 'failed to fetch'})",
-                              artifacts={"bootstrap log": log}, retryable=False)
-        return InfraError(f"bootstrap step failed (exit {r.rc}): {step.command[:120]}", artifacts={"bootstrap log": log},
-                          log_tail="\n".join(text.strip().splitlines()[-15:]))
 
     def sandbox_image(self, node, cell: Cell) -> str | None:
         out = node.run("containerd config dump")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,40 @@ class Node:
         if out.rc != 0:
             raise InfraError(f"{self.cell.id}: reading {path} on the node failed: {out.stderr.strip()}")
         return out.stdout_bytes
+
+    def put(self, local: Path, remote: str, mode: str = "0755") -> None:
+        """Copy a host file onto the node (air-gapped artifacts): streamed over the node's own
+        connection (ssh through its ControlMaster, docker exec), no scp or sftp needed on the node."""
+        q = shlex.quote(remote)
+        script = f"mkdir -p $(dirname {q}) && cat > {q}.part && chmod {mode} {q}.part && mv {q}.part {q}"
+        if self.ssh_config:
+            argv = ["ssh", "-F", self.ssh_config, "node", script]
+        elif self.url.startswith("docker://"):
+            argv = ["docker", "exec", "-i", self.url.removeprefix("docker://"), "sh", "-c", script]
+        else:
+            argv = ["sh", "-c", script]
+        with open(local, "rb") as f:
+            p = subprocess.run(argv, stdin=f, capture_output=True, timeout=1800)
+        if p.returncode != 0:
+            raise InfraError(f"{self.cell.id}: copying {local} to the node's {remote} failed: "
+                             f"{p.stderr.decode(errors='replace').strip()[-300:]}")
+
+    def forward(self, remote_port: int) -> int:
+        """A loopback port on this machine that reaches 127.0.0.1:remote_port on the node: an SSH
+        local forward added to the node's ControlMaster (`ssh -O forward`), closed with it."""
+        if not self.ssh_config:
+            raise InfraError(f"{self.cell.id}: provider {self.cell.provider} has no SSH connection to tunnel "
+                             f"through", retryable=False)
+        from ..localregistry import free_port
+
+        self.run("true")  # the ControlMaster exists once a command has run
+        port = free_port()
+        p = subprocess.run(["ssh", "-F", self.ssh_config, "-O", "forward", "-L",
+                            f"127.0.0.1:{port}:127.0.0.1:{remote_port}", "node"], capture_output=True, text=True,
+                           timeout=30)
+        if p.returncode != 0:
+            raise InfraError(f"{self.cell.id}: SSH tunnel to the node's port {remote_port} failed: {p.stderr.strip()}")
+        return port
 
     def detach(self) -> str | None:
         """Keep the node after the run if the provider can (returns how to reach it), else tear it down."""

@@ -1,0 +1,92 @@
+"""k3s as docs.k3s.io documents it: the install script with a pinned INSTALL_K3S_VERSION (or
+the minor's channel, INSTALL_K3S_CHANNEL=v1.X), `k3s kubectl`. Offline (--artifacts): the local
+k3s binary, its systemd unit written by the harness (what the install script would write), and
+registries.yaml mirroring docker.io/registry.k8s.io to the harness registry, where the
+artifacts' images (e.g. k3s-airgap-images-<arch>.tar) were pushed.
+"""
+from __future__ import annotations
+
+from ..errors import InfraError, UserError
+from ..matrix import Cell
+from . import Binary, Step
+from .planned import PlannedBootstrapper, heredoc
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
+INSTALL = "https://get.k3s.io"
+UNIT = """[Unit]
+Description=Lightweight Kubernetes
+Documentation=https://k3s.io
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/k3s server --write-kubeconfig-mode 644
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+class K3sBootstrapper(PlannedBootstrapper):
+    name = "k3s"
+    kubeconfig = "/etc/rancher/k3s/k3s.yaml"
+
+    def pin(self, cell: Cell) -> str:
+        v = self.options.k3s_version
+        if v and not v.removeprefix("v").startswith(cell.release.minor + "."):
+            raise UserError(f"--k3s-version {v} is not a {cell.release.minor} release (cell {cell.id})")
+        return f"INSTALL_K3S_VERSION={v}" if v else f"INSTALL_K3S_CHANNEL=v{cell.release.minor}"
+
+    def binaries(self, cell: Cell) -> list[Binary]:
+        # k3s is one static Go binary carrying kubelet, kube-proxy and containerd
+        return [Binary("sh", version_args=()), Binary("k3s", version=cell.release.tag, go=True)]
+
+    def check(self, cell: Cell) -> None:
+        art = self.artifacts(cell)
+        if art is not None and art.missing(("k3s",)):
+            raise InfraError(f"k3s offline: --artifacts {art.dir}/bin has no k3s", retryable=False)
+
+    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+        art = self.artifacts(cell)
+        steps = [Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")]
+        if art is None or "k3s" not in art.binaries():
+            steps += [
+                Step("node", f"{APT} install -y --no-install-recommends curl ca-certificates", "curl for the script"),
+                Step("node", f"curl -sfL --connect-timeout 10 -o /tmp/k3s-install.sh {INSTALL} && {self.pin(cell)} "
+                             f"INSTALL_K3S_SKIP_START=true sh /tmp/k3s-install.sh",
+                     f"k3s ({self.pin(cell)}) by its install script", url=INSTALL),
+            ]
+        else:
+            k3s = art.binaries()["k3s"]
+            steps += [
+                Step("host", f"copy {k3s} -> node:/usr/local/bin/k3s", "k3s from the artifacts",
+                     copy=(str(k3s), "/usr/local/bin/k3s", "0755")),
+                Step("node", "ln -sf k3s /usr/local/bin/kubectl && ln -sf k3s /usr/local/bin/crictl",
+                     "kubectl and crictl links, as the install script makes them"),
+                Step("node", heredoc("/etc/systemd/system/k3s.service", UNIT), "k3s' systemd unit"),
+            ]
+        mirror = self.registry_mirror(registry_host)
+        if mirror:
+            # docs.k3s.io/installation/private-registry: mirrors with plain-HTTP endpoints
+            text = "mirrors:\n" + "".join(f'  {r}:\n    endpoint:\n      - "http://{mirror}"\n'
+                                          for r in ("docker.io", "registry.k8s.io"))
+            steps.append(Step("node", heredoc("/etc/rancher/k3s/registries.yaml", text),
+                              "images from the harness registry"))
+        return steps + [
+            Step("node", "systemctl daemon-reload && systemctl enable --now k3s", "k3s server", phase="install"),
+            Step("node", "for i in $(seq 300); do k3s kubectl get nodes 2>/dev/null | grep -q ' Ready' && exit 0; "
+                         "sleep 2; done; k3s kubectl get nodes; exit 1", "node Ready", phase="install"),
+            Step("host", f"fetch node:{self.kubeconfig} -> <artifacts>/kubeconfig; ssh -O forward -L "
+                         f"127.0.0.1:<port>:127.0.0.1:{self.api_port}", "kubeconfig through an SSH tunnel",
+                 phase="install"),
+        ]

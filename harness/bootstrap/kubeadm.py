@@ -1,0 +1,219 @@
+"""kubeadm, as kubernetes.io documents it ("Installing kubeadm", "Creating a cluster with kubeadm",
+"Container runtimes"), for Debian-family nodes:
+
+prepare (node-level, before any suite): swap off, overlay + br_netfilter, the bridge/forwarding
+sysctls, containerd from the distro with systemd cgroups and the release's sandbox image, then
+kubelet/kubeadm/kubectl from pkgs.k8s.io's repository for the cell's minor
+(`https://pkgs.k8s.io/core:/stable:/v1.X/deb/`, one repository per minor, key Release.key) --
+or, with --artifacts, the contributor's binaries copied to the node and their image tarballs
+pushed to the harness registry, which then is kubeadm's imageRepository (nothing fetched from
+the internet for Kubernetes itself).
+
+install: `kubeadm init --config` (kubernetesVersion = the installed kubeadm's own version,
+imageRepository, pod subnet, 127.0.0.1 in the API certificate for the tunnel), a CNI (flannel,
+or the artifacts' manifests), the control-plane taint removed for single-node cells, Ready
+waited for; admin.conf fetched to the cell's artifacts with its server rewritten to an SSH
+tunnel. A cell with a control plane elsewhere (matrix `control_plane:`, e.g. a Windows or
+foreign-arch worker) joins it with `kubeadm join`.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import InfraError
+from ..matrix import Cell
+from . import VERSION_ARGS, Binary, Step, containerd
+from .planned import PlannedBootstrapper, heredoc
+
+PKGS = "https://pkgs.k8s.io"  # --package-base replaces it (a mirror); the path below is upstream's
+KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
+CURL = "curl -fsSL --connect-timeout 10 --retry 0"
+POD_SUBNET = "10.244.0.0/16"  # flannel's default network
+FLANNEL = "https://github.com/flannel-io/flannel/releases/latest/download/kube-flannel.yml"
+ADMIN = "/etc/kubernetes/admin.conf"
+KUBECTL = f"kubectl --kubeconfig {ADMIN}"
+CONFIG = "/root/kubeadm.yaml"
+NEEDS = ("kubeadm", "kubelet", "kubectl")  # what an air-gapped kubeadm node needs from the artifacts
+# kubelet's unit and kubeadm's drop-in, as the kubelet/kubeadm debs install them
+# (kubernetes/release cmd/krel/templates/latest/kubelet/kubelet.service, kubeadm/10-kubeadm.conf)
+KUBELET_UNIT = """[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+"""
+KUBEADM_DROPIN = """[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""
+
+
+def repo_url(minor: str, base: str = PKGS, family: str = "debian") -> str:
+    """pkgs.k8s.io has one repository per minor release (kubernetes.io/blog/2023/08/15/pkgs-k8s-io-introduction)."""
+    kind = {"debian": "deb", "ubuntu": "deb"}.get(family)
+    if kind is None:
+        raise InfraError(f"kubeadm: no package repository layout for distro family '{family}'", retryable=False)
+    return f"{base.rstrip('/')}/core:/stable:/v{minor}/{kind}/"
+
+
+def config_api(minor: str) -> str:
+    """kubeadm.k8s.io/v1beta4 from 1.31 (v1beta3 is deprecated there, removed in 1.34 or later)."""
+    major, m = (int(x) for x in minor.split("."))
+    return "kubeadm.k8s.io/v1beta4" if (major, m) >= (1, 31) else "kubeadm.k8s.io/v1beta3"
+
+
+class KubeadmBootstrapper(PlannedBootstrapper):
+    name = "kubeadm"
+    kubeconfig = ADMIN
+
+    def binaries(self, cell: Cell) -> list[Binary]:
+        # upstream binaries: static Go programs built with the release's toolchain, right version
+        return [Binary("sh", version_args=())] + [
+            Binary(n, version=cell.release.tag, version_args=VERSION_ARGS[n], go=True, static=True) for n in NEEDS
+        ] + [Binary(n, version_args=VERSION_ARGS[n]) for n in ("containerd", "runc")]
+
+    def image_repository(self, cell: Cell, registry_host: str) -> str:
+        """registry.k8s.io, or the harness registry (as the node sees it) when images come from artifacts."""
+        return self.registry_mirror(registry_host) or "registry.k8s.io"
+
+    def check(self, cell: Cell) -> None:
+        if cell.control_plane:
+            raise InfraError("kubeadm join cells are planned (archmatrix plan) but not run by this version: "
+                             "they need a second node for the control plane", retryable=False)
+        art = self.artifacts(cell)
+        if art is not None and art.missing(("kubeadm", "kubelet")):
+            raise InfraError(f"kubeadm init cannot run: --artifacts {art.dir}/bin has no "
+                             f"{', '.join(art.missing(('kubeadm', 'kubelet')))}", retryable=False)
+
+    # ---- the plan --------------------------------------------------------------------------
+
+    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+        if cell.control_plane:
+            cp = cell.control_plane_cell()
+            return ([replace(s, where="control-plane") for s in self.plan(cp, registry_host)]
+                    + self.worker_plan(cell, registry_host))
+        return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host)
+
+    def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+        """Everything before `kubeadm init|join` on a Linux node."""
+        if cell.os.os != "linux":
+            raise InfraError(f"kubeadm: {cell.distro} nodes join a Linux control plane; "
+                             f"add a control_plane: rule for them to matrix.yaml", retryable=False)
+        art = self.artifacts(cell)
+        repo = self.image_repository(cell, registry_host)
+        sandbox = f"{repo}/pause:{cell.release.pause}"
+        steps = [
+            Step("node", "swapoff -a && sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab",
+                 "swap off (kubelet refuses to start with swap on by default)"),
+            Step("node", "printf 'overlay\\nbr_netfilter\\n' > /etc/modules-load.d/k8s.conf && modprobe overlay && "
+                         "modprobe br_netfilter", "kernel modules overlay, br_netfilter"),
+            Step("node", "printf 'net.bridge.bridge-nf-call-iptables = 1\\nnet.bridge.bridge-nf-call-ip6tables = 1\\n"
+                         "net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/k8s.conf && sysctl --system >/dev/null",
+                 "sysctls: bridged traffic through iptables, IPv4 forwarding"),
+            Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
+        ]
+        if art is None:
+            url = repo_url(cell.release.minor, self.options.package_base or PKGS, cell.os.family)
+            steps += [
+                Step("node", f"{APT} install -y --no-install-recommends containerd runc apt-transport-https "
+                             f"ca-certificates curl gpg", "runtime from the distro; curl and gpg for the repository key"),
+                Step("node", f"mkdir -p -m 755 /etc/apt/keyrings && {CURL} -o /tmp/kubernetes-release.key "
+                             f"{url}Release.key && gpg --batch --yes --dearmor -o {KEYRING} /tmp/kubernetes-release.key",
+                     f"the v{cell.release.minor} repository's key", url=url),
+                Step("node", f"echo 'deb [signed-by={KEYRING}] {url} /' > /etc/apt/sources.list.d/kubernetes.list",
+                     f"pkgs.k8s.io repository for v{cell.release.minor}"),
+                Step("node", f"{APT} update && {APT} install -y kubelet kubeadm kubectl && "
+                             f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url),
+            ]
+        else:
+            missing = art.missing(NEEDS)
+            steps += [Step("node", f"{APT} install -y --no-install-recommends containerd runc conntrack iptables "
+                                   f"ethtool socat containernetworking-plugins && mkdir -p /opt/cni/bin && "
+                                   f"cp -n /usr/lib/cni/* /opt/cni/bin/",
+                           "runtime, kubelet's tools and CNI plugins from the distro")]
+            steps += [Step("host", f"copy {path} -> node:/usr/local/bin/{name}", f"{name} from the artifacts",
+                           copy=(str(path), f"/usr/local/bin/{name}", "0755"))
+                      for name, path in art.binaries().items()]
+            if missing:
+                steps.append(Step("host", f"# --artifacts {art.dir}/bin has no {', '.join(missing)}: kubeadm init will "
+                                          f"not run", "missing artifacts"))
+            steps += [Step("host", f"skopeo copy {tar.name}:{ref} -> {registry_host}/{name}", "image from the artifacts")
+                      for tar, ref, name in art.image_refs()]
+            steps += [Step("node", heredoc("/etc/systemd/system/kubelet.service", KUBELET_UNIT), "kubelet's unit"),
+                      Step("node", heredoc("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN),
+                           "kubeadm's kubelet drop-in")]
+        plain_http = None if art is None else repo
+        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True)
+        steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
+                          "kubelet enabled (it restarts until kubeadm init gives it a config)"))
+        return steps
+
+    def kubeadm_config(self, cell: Cell, registry_host: str) -> str:
+        api = config_api(cell.release.minor)
+        return (f"apiVersion: {api}\nkind: InitConfiguration\nnodeRegistration:\n"
+                f"  criSocket: unix:///run/containerd/containerd.sock\n---\n"
+                f"apiVersion: {api}\nkind: ClusterConfiguration\n"
+                f"kubernetesVersion: $(kubeadm version -o short)\n"
+                f"imageRepository: {self.image_repository(cell, registry_host)}\n"
+                f"networking:\n  podSubnet: {POD_SUBNET}\n"
+                f"apiServer:\n  certSANs: [\"127.0.0.1\", \"localhost\"]\n---\n"
+                f"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n")
+
+    def init_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+        art = self.artifacts(cell)
+        manifests = art.manifests() if art else []
+        cni = ([Step("host", f"copy {m} -> node:/root/cni/{m.name}", "CNI manifest from the artifacts",
+                     phase="install", copy=(str(m), f"/root/cni/{m.name}", "0644")) for m in manifests] + [Step("node", f"{KUBECTL} apply -f /root/cni/", "CNI", phase="install")]
+               if manifests else
+               [Step("node", f"{KUBECTL} apply -f {FLANNEL}", "CNI: flannel", url=FLANNEL, phase="install")])
+        taint = "node-role.kubernetes.io/control-plane-"
+        if cell.release.key < (1, 25):
+            taint += " node-role.kubernetes.io/master-"
+        return [
+            Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host), expand=True),
+                 "kubeadm config: kubernetesVersion from the installed kubeadm, imageRepository", phase="install"),
+            Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install"),
+            *cni,
+            Step("node", f"{KUBECTL} taint nodes --all {taint}",
+                 "single-node cell: workloads may run on the control plane", phase="install"),
+            Step("node", f"{KUBECTL} wait --for=condition=Ready node --all --timeout=300s", "node Ready",
+                 phase="install"),
+            Step("host", f"fetch node:{ADMIN} -> <artifacts>/kubeconfig; ssh -O forward -L 127.0.0.1:<port>:"
+                         f"127.0.0.1:6443", "kubeconfig through an SSH tunnel", phase="install"),
+        ]
+
+    def worker_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+        join = "<the join command printed on the control plane>"
+        if cell.os.os == "windows":
+            # kubernetes.io "Adding Windows worker nodes" with kubernetes-sigs/sig-windows-tools
+            tools = "https://github.com/kubernetes-sigs/sig-windows-tools/releases/latest/download"
+            return [
+                Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
+                Step("node", f"curl.exe -fsSLO {tools}/Install-Containerd.ps1; .\\Install-Containerd.ps1",
+                     "containerd for Windows", url=tools, phase="install"),
+                Step("node", f"curl.exe -fsSLO {tools}/PrepareNode.ps1; .\\PrepareNode.ps1 -KubernetesVersion "
+                             f"$(curl.exe -fsSL https://dl.k8s.io/release/stable-{cell.release.minor}.txt)",
+                     "kubelet and kubeadm for Windows", url=tools, phase="install"),
+                Step("node", f"{join} --cri-socket npipe:////./pipe/containerd-containerd",
+                     "kubeadm join", phase="install"),
+            ]
+        return self.node_plan(cell, registry_host) + [
+            Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
+            Step("node", join, "kubeadm join", phase="install"),
+            Step("control-plane", f"{KUBECTL} wait --for=condition=Ready node/<the node's hostname> --timeout=300s",
+                 "the worker Ready", phase="install"),
+        ]

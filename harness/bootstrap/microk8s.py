@@ -1,0 +1,71 @@
+"""MicroK8s as Canonical documents it: snapd from the distro, `snap install microk8s --classic
+--channel=<minor>/stable`, `microk8s status --wait-ready`, `microk8s config`. Offline (--artifacts):
+`snap ack` the assertion and install the local .snap, and point MicroK8s' containerd at the
+harness registry (certs.d hosts.toml per upstream registry) where the artifacts' images were pushed.
+"""
+from __future__ import annotations
+
+from ..errors import InfraError
+from ..matrix import Cell
+from . import Binary, Step
+from .planned import PlannedBootstrapper, heredoc
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
+STORE = "https://api.snapcraft.io"
+CERTS = "/var/snap/microk8s/current/args/certs.d"
+MIRRORED = ("docker.io", "registry.k8s.io", "quay.io", "ghcr.io")  # where MicroK8s' add-on images come from
+
+
+class MicroK8sBootstrapper(PlannedBootstrapper):
+    name = "microk8s"
+    kubeconfig = "/root/microk8s.kubeconfig"
+    api_port = 16443
+
+    def channel(self, cell: Cell) -> str:
+        return f"{cell.release.minor}/stable"
+
+    def binaries(self, cell: Cell) -> list[Binary]:
+        # kubelet and friends live inside the snap (kubelite), not on PATH: the node's shell only
+        return [Binary("sh", version_args=())]
+
+    def check(self, cell: Cell) -> None:
+        art = self.artifacts(cell)
+        if art is not None and art.snap("microk8s") is None:
+            raise InfraError(f"microk8s offline: --artifacts {art.dir}/snap has no microk8s_*.snap + .assert",
+                             retryable=False)
+
+    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+        art = self.artifacts(cell)
+        steps = [
+            Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
+            Step("node", f"{APT} install -y --no-install-recommends snapd squashfs-tools && systemctl enable --now "
+                         f"snapd.socket snapd.service && snap wait system seed.loaded", "snapd from the distro"),
+        ]
+        snap = art.snap("microk8s") if art else None
+        if snap is None:
+            steps.append(Step("node", f"snap install microk8s --classic --channel={self.channel(cell)}",
+                              f"MicroK8s {self.channel(cell)} from the Snap Store", url=STORE))
+        else:
+            s, a = snap
+            steps += [Step("host", f"copy {s} -> node:/root/{s.name}", "the MicroK8s snap from the artifacts",
+                           copy=(str(s), f"/root/{s.name}", "0644")),
+                      Step("host", f"copy {a} -> node:/root/{a.name}", "its assertion",
+                           copy=(str(a), f"/root/{a.name}", "0644")),
+                      Step("node", f"snap ack /root/{a.name} && snap install /root/{s.name} --classic",
+                           "MicroK8s from the local snap (offline)")]
+        mirror = self.registry_mirror(registry_host)
+        if mirror:
+            for reg in MIRRORED:
+                hosts = f'server = "http://{mirror}"\n\n[host."http://{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
+                steps.append(Step("node", heredoc(f"{CERTS}/{reg}/hosts.toml", hosts), f"{reg} images from the harness"
+                                                                                       f" registry"))
+            steps.append(Step("node", "snap restart microk8s", "MicroK8s' containerd reads the mirrors"))
+        return steps + [
+            Step("node", "microk8s status --wait-ready --timeout 600", "MicroK8s ready", phase="install"),
+            Step("node", f"microk8s config > {self.kubeconfig}", "its kubeconfig", phase="install"),
+            Step("node", "microk8s kubectl wait --for=condition=Ready node --all --timeout=300s", "node Ready",
+                 phase="install"),
+            Step("host", f"fetch node:{self.kubeconfig} -> <artifacts>/kubeconfig; ssh -O forward -L "
+                         f"127.0.0.1:<port>:127.0.0.1:{self.api_port}", "kubeconfig through an SSH tunnel",
+                 phase="install"),
+        ]

@@ -1,0 +1,242 @@
+"""kubeadm, MicroK8s and k3s plans per distro family, bootstrapper and version: the commands a
+user with network would see run (`archmatrix plan CELL`), checked against the upstream facts
+they encode (pkgs.k8s.io repository per minor, kubeadm config API per minor, the release's
+pause as sandbox image, snap channel <minor>/stable, k3s channel or pinned version), and the
+air-gapped variants built from a real --artifacts directory."""
+import json
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from harness import matrix, platforms
+from harness.bootstrap import Options, airgap, get
+from harness.bootstrap.kubeadm import config_api, repo_url
+from harness.errors import InfraError, UserError
+from harness.images.oci import Layout
+from harness.matrix import Cell
+from harness.noderegistry import pause_images
+from conftest import need
+
+
+def text(steps, phase=None):
+    return "\n".join(s.command for s in steps if phase is None or s.phase == phase)
+
+
+@pytest.mark.parametrize("distro", ["debian12", "debian13", "ubuntu2404"])
+@pytest.mark.parametrize("k8s,api,pause", [("1.30", "v1beta3", "3.9"), ("1.32", "v1beta4", "3.10"),
+                                           ("1.36", "v1beta4", "3.10.1")])
+def test_kubeadm_plan_per_family_and_minor(distro, k8s, api, pause):
+    steps = get("kubeadm").plan(Cell("arm64", distro, k8s, "kubeadm", "qemu"))
+    t = text(steps)
+    repo = f"https://pkgs.k8s.io/core:/stable:/v{k8s}/deb/"
+    assert f"{repo}Release.key" in t
+    assert f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo} /" in t
+    assert "install -y kubelet kubeadm kubectl" in t and "apt-mark hold kubelet kubeadm kubectl" in t
+    assert f'"registry.k8s.io/pause:{pause}"' in t and "SystemdCgroup = \\).*|\\1true|" in t
+    assert "swapoff -a" in t and "modprobe br_netfilter" in t and "net.ipv4.ip_forward = 1" in t
+    init = text(steps, "install")
+    assert f"apiVersion: kubeadm.k8s.io/{api}" in init and "kubernetesVersion: $(kubeadm version -o short)" in init
+    assert "imageRepository: registry.k8s.io" in init and "cgroupDriver: systemd" in init
+    assert "kubeadm init --config /root/kubeadm.yaml" in init
+    assert "taint nodes --all node-role.kubernetes.io/control-plane-" in init
+    assert '127.0.0.1' in init  # the API certificate carries the tunnel's address
+    # every prepare step comes before every install step, and the fetch of the key names its URL
+    phases = [s.phase for s in steps]
+    assert phases == sorted(phases, key=["prepare", "install"].index)
+    assert next(s for s in steps if "Release.key" in s.command).url == repo
+
+
+def test_kubeadm_repository_layout_and_config_api():
+    assert repo_url("1.31") == "https://pkgs.k8s.io/core:/stable:/v1.31/deb/"
+    assert repo_url("1.31", "http://mirror.example/k8s/") == "http://mirror.example/k8s/core:/stable:/v1.31/deb/"
+    with pytest.raises(InfraError, match="no package repository layout for distro family 'windows'"):
+        repo_url("1.31", family="windows")
+    assert (config_api("1.30"), config_api("1.31")) == ("kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4")
+
+
+def test_package_base_replaces_pkgs_k8s_io():
+    steps = get("kubeadm", Options(package_base="http://10.0.2.2:9/pkgs")).plan(
+        Cell("s390x", "debian12", "1.32", "kubeadm", "qemu"))
+    assert "pkgs.k8s.io" not in text(steps)
+    assert "http://10.0.2.2:9/pkgs/core:/stable:/v1.32/deb/Release.key" in text(steps)
+
+
+def test_windows_worker_joins_a_linux_control_plane(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [amd64], distro: [windows2022], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [ssh]}\n")
+    alone = matrix.cells_for(m)[0]
+    with pytest.raises(InfraError, match="windows2022 nodes join a Linux control plane; add a control_plane: rule"):
+        get("kubeadm").plan(alone)
+    m.write_text(m.read_text() + "control_plane:\n  - match: {distro: windows2022}\n"
+                                 "    node: {arch: amd64, distro: debian12}\n")
+    cell = matrix.cells_for(m)[0]
+    assert cell.control_plane == ("amd64", "debian12") and cell.id == alone.id
+    steps = get("kubeadm").plan(cell)
+    cp = [s for s in steps if s.where == "control-plane"]
+    worker = [s for s in steps if s.where == "node"]
+    assert "kubeadm init --config /root/kubeadm.yaml" in text(cp)
+    assert "kubeadm token create --print-join-command" in text(cp)
+    assert "PrepareNode.ps1 -KubernetesVersion" in text(worker) and "stable-1.32.txt" in text(worker)
+    assert worker[-1].command.endswith("--cri-socket npipe:////./pipe/containerd-containerd")
+    assert steps.index(cp[-1]) < steps.index(worker[0])  # the control plane exists before the join
+    with pytest.raises(InfraError, match="need a second node"):
+        get("kubeadm").check(cell)
+
+
+def test_foreign_arch_worker_joins_an_amd64_control_plane(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    steps = get("kubeadm").plan(matrix.cells_for(m)[0])
+    worker = text([s for s in steps if s.where == "node"])
+    assert "kubeadm init" not in worker and "<the join command printed on the control plane>" in worker
+    assert "install -y kubelet kubeadm kubectl" in worker  # the worker gets the same packages
+
+
+def test_control_plane_rule_is_validated(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [amd64], distro: [debian12], kubernetes: [latest], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: amd64}\n    node: {arch: sparc, distro: debian12}\n")
+    with pytest.raises(UserError, match=r"m.yaml:4: control_plane\[0\].node.arch: .*sparc"):
+        matrix.cells_for(m)
+
+
+@pytest.mark.parametrize("k8s", ["1.30", "1.33"])
+def test_microk8s_channel_per_minor(k8s):
+    steps = get("microk8s").plan(Cell("arm64", "debian13", k8s, "microk8s", "qemu"))
+    t = text(steps)
+    assert f"snap install microk8s --classic --channel={k8s}/stable" in t
+    assert "install -y --no-install-recommends snapd" in t
+    assert "microk8s status --wait-ready" in text(steps, "install") and "microk8s config >" in text(steps, "install")
+    assert next(s for s in steps if "snap install" in s.command).url == "https://api.snapcraft.io"
+
+
+def test_k3s_channel_or_pinned_version():
+    cell = Cell("s390x", "debian12", "1.32", "k3s", "qemu")
+    assert "INSTALL_K3S_CHANNEL=v1.32 INSTALL_K3S_SKIP_START=true sh /tmp/k3s-install.sh" in text(get("k3s").plan(cell))
+    pinned = text(get("k3s", Options(k3s_version="v1.32.3+k3s1")).plan(cell))
+    assert "INSTALL_K3S_VERSION=v1.32.3+k3s1" in pinned and "CHANNEL" not in pinned
+    with pytest.raises(UserError, match=r"--k3s-version v1.31.5\+k3s1 is not a 1.32 release"):
+        get("k3s", Options(k3s_version="v1.31.5+k3s1")).plan(cell)
+    assert "k3s kubectl get nodes" in text(get("k3s").plan(cell), "install")
+
+
+# ---- air-gapped: a real --artifacts directory ------------------------------------------------
+
+def docker_archive(tmp_path, p: platforms.Platform, ref: str):
+    """A docker-archive tarball of the harness's busybox pause for one arch, made by skopeo."""
+    lay = Layout(tmp_path / f"layout-{p.name}")
+    lay.tag("x", [next(i for i in pause_images() if i.platform["architecture"] == p.name)])
+    out = tmp_path / f"{ref.rsplit('/', 1)[-1].replace(':', '_')}.tar"
+    subprocess.run(["skopeo", "copy", "--quiet", "--override-arch", p.name, f"oci:{lay.path}:x",
+                    f"docker-archive:{out}:{ref}"], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return out
+
+
+@pytest.fixture
+def artifacts_dir(tmp_path, debian_binary):
+    need("skopeo", "skopeo")
+    p = platforms.arch("arm64")
+    root = tmp_path / "artifacts"
+    (root / "arm64" / "bin").mkdir(parents=True)
+    (root / "arm64" / "images").mkdir()
+    shutil.copy(debian_binary("kubernetes-client", p, "usr/bin/kubectl", "bookworm"), root / "arm64/bin/kubectl")
+    for ref in ("registry.k8s.io/pause:3.10", "registry.k8s.io/kube-apiserver-arm64:v1.32.0"):
+        shutil.move(docker_archive(tmp_path, p, ref), root / "arm64/images")
+    return root
+
+
+def test_airgap_names_and_missing_binaries(artifacts_dir):
+    art = airgap.Artifacts.load(artifacts_dir, platforms.arch("arm64"))
+    assert sorted(n for _, _, n in art.image_refs()) == ["kube-apiserver:v1.32.0", "pause:3.10"]
+    assert art.missing(("kubeadm", "kubelet", "kubectl")) == ["kubeadm", "kubelet"]
+    assert airgap.find(["/nonexistent", str(artifacts_dir / "arm64" / "bin"), str(artifacts_dir)]) == artifacts_dir
+    with pytest.raises(UserError, match=r"no s390x/ in it"):
+        airgap.Artifacts.load(artifacts_dir, platforms.arch("s390x"))
+    assert airgap.registry_name("registry.k8s.io/coredns/coredns:v1.11.3", platforms.arch("arm64")) == \
+        "coredns/coredns:v1.11.3"
+
+
+def test_kubeadm_airgapped_plan(artifacts_dir):
+    b = get("kubeadm", Options(artifacts=artifacts_dir))
+    cell = Cell("arm64", "debian12", "1.32", "kubeadm", "qemu")
+    steps = b.plan(cell, "127.0.0.1:5555")
+    t = text(steps)
+    assert "pkgs.k8s.io" not in t and "curl" not in t
+    assert "imageRepository: 10.0.2.2:5555" in text(steps, "install")
+    assert '"10.0.2.2:5555/pause:3.10"' in t and 'registry.mirrors."10.0.2.2:5555"' in t
+    copies = [s.copy for s in steps if s.copy]
+    assert copies == [(str(artifacts_dir / "arm64/bin/kubectl"), "/usr/local/bin/kubectl", "0755")]
+    assert "has no kubeadm, kubelet" in t  # shown in the plan, before anything runs
+    assert "-> 127.0.0.1:5555/kube-apiserver:v1.32.0" in t
+    with pytest.raises(InfraError, match=r"kubeadm init cannot run: --artifacts .*/arm64/bin has no kubeadm, kubelet"):
+        b.check(cell)
+
+
+def test_microk8s_and_k3s_airgapped_plans(tmp_path):
+    root = tmp_path / "a"
+    (root / "s390x" / "snap").mkdir(parents=True)
+    (root / "s390x" / "bin").mkdir()
+    (root / "s390x" / "snap" / "microk8s_7394.snap").write_bytes(b"hsqs")
+    with pytest.raises(UserError, match="microk8s_7394.snap has no microk8s_7394.assert beside it"):
+        get("microk8s", Options(artifacts=root)).plan(Cell("s390x", "debian12", "1.32", "microk8s", "qemu"))
+    (root / "s390x" / "snap" / "microk8s_7394.assert").write_text("type: snap-declaration\n")
+    t = text(get("microk8s", Options(artifacts=root)).plan(Cell("s390x", "debian12", "1.32", "microk8s", "qemu"),
+                                                          "127.0.0.1:5555"))
+    assert "snap ack /root/microk8s_7394.assert && snap install /root/microk8s_7394.snap --classic" in t
+    assert "--channel" not in t and "certs.d/registry.k8s.io/hosts.toml" in t and 'server = "http://10.0.2.2:5555"' in t
+    k3s = get("k3s", Options(artifacts=root))
+    cell = Cell("s390x", "debian12", "1.32", "k3s", "qemu")
+    with pytest.raises(InfraError, match="has no k3s"):
+        k3s.check(cell)
+    (root / "s390x" / "bin" / "k3s").write_bytes(b"\x7fELF")
+    t = text(k3s.plan(cell, "127.0.0.1:5555"))
+    assert "get.k3s.io" not in t and "ExecStart=/usr/local/bin/k3s server" in t
+    assert 'registry.k8s.io:\n    endpoint:\n      - "http://10.0.2.2:5555"' in t
+
+
+def test_airgap_images_are_pushed_to_a_real_registry(artifacts_dir, tmp_path):
+    """The artifacts' tarballs reach Debian's docker-registry under kubeadm's names, with the
+    arch they were built for (read back with skopeo, not from our own bookkeeping)."""
+    need("docker-registry", "docker-registry")
+    from harness.localregistry import LocalRegistry
+
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        pushed = airgap.Artifacts.load(artifacts_dir, platforms.arch("arm64")).push(reg.host, progress=print)
+        assert sorted(pushed) == ["kube-apiserver:v1.32.0", "pause:3.10"]
+        out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--config",
+                              f"docker://{reg.host}/kube-apiserver:v1.32.0"], capture_output=True, text=True,
+                             check=True)
+        assert json.loads(out.stdout)["architecture"] == "arm64"
+    finally:
+        reg.stop()
+
+
+def test_artifact_tarball_without_a_name_is_refused(tmp_path):
+    bad = tmp_path / "a" / "amd64" / "images"
+    bad.mkdir(parents=True)
+    with tarfile.open(bad / "x.tar", "w") as t:
+        t.add(__file__, arcname="README")
+    with pytest.raises(UserError, match="neither a docker-archive"):
+        airgap.Artifacts.load(tmp_path / "a", platforms.arch("amd64")).image_refs()
+
+
+def test_plan_cli_for_each_bootstrapper(run_cli, tmp_path, artifacts_dir):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [arm64], distro: [debian13], kubernetes: ['1.32'], bootstrapper: [kubeadm, microk8s, "
+                 "k3s], provider: [qemu]}\n")
+    for b, want in (("kubeadm", "core:/stable:/v1.32/deb/"), ("microk8s", "--channel=1.32/stable"),
+                    ("k3s", "INSTALL_K3S_CHANNEL=v1.32")):
+        out = run_cli("plan", f"arm64-debian13-v1.32-{b}-qemu", "--matrix", str(m))
+        assert out.returncode == 0 and want in out.stdout, out.stderr
+        assert "# prepare: node-level" in out.stdout and "# install: the cluster" in out.stdout
+    out = run_cli("plan", "arm64-debian13-v1.32-kubeadm-qemu", "--matrix", str(m), "--artifacts", str(artifacts_dir))
+    assert out.returncode == 0 and "[host] copy" in out.stdout and "pkgs.k8s.io" not in out.stdout
+    out = run_cli("plan", "arm64-debian13-v1.32-kubeadm-qemu", "--matrix", str(m), "--artifacts", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not a directory laid out" in out.stderr
+    out = run_cli("plan", "arm64-debian13-v1.32-k3s-qemu", "--matrix", str(m), "--k3s-version", "v1.30.1+k3s1")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "is not a 1.32 release" in out.stderr
