@@ -1,0 +1,78 @@
+"""kubeadm on a real emulated amd64 node, as far as this machine allows (no Kubernetes server
+binary exists here): the online path fails fast, naming the pkgs.k8s.io URL it could not reach
+(a closed port on the host's loopback stands in for the unreachable repository, so nothing
+leaves the machine); the air-gapped path copies the artifacts' binaries to the node, pushes
+their image tarballs to the harness registry and the node's containerd pulls its sandbox image
+from there; `kubeadm init` is refused with the missing binaries named; the API tunnel is a real
+SSH forward through the node's ControlMaster."""
+import shutil
+import socket
+import time
+
+import pytest
+
+from harness import noderegistry, platforms
+from harness.bootstrap import Options, get
+from harness.errors import InfraError
+from harness.images import build as images
+from harness.localregistry import free_port
+from harness.matrix import Cell
+from harness.providers import qemu
+from conftest import need
+from test_upstream_plans import docker_archive
+
+
+def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path, debian_binary):
+    need("mmdebstrap", "mmdebstrap")
+    need("docker-registry", "docker-registry")
+    need("skopeo", "skopeo")
+    p = platforms.arch("amd64")
+    images.build(p, platforms.distro("debian12"), progress=print)
+    art = tmp_path / "artifacts"
+    (art / "amd64" / "bin").mkdir(parents=True)
+    (art / "amd64" / "images").mkdir()
+    shutil.copy(debian_binary("kubernetes-client", p, "usr/bin/kubectl", "bookworm"), art / "amd64/bin/kubectl")
+    shutil.move(docker_archive(tmp_path, p, "registry.k8s.io/pause:3.10"), art / "amd64/images")
+
+    cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
+    node = qemu.QemuProvider(progress=print).provision(cell, tmp_path / "node")
+    base = f"http://10.0.2.2:{free_port()}/pkgs"
+    try:
+        # 1. online, repository unreachable: the failing step ends in seconds, with the URL named
+        steps = []
+        t0 = time.monotonic()
+        with pytest.raises(InfraError) as e:
+            get("kubeadm", Options(package_base=base)).prepare(node, cell, progress=steps.append)
+        print(f"online prepare failed after {time.monotonic() - t0:.1f} s: {e.value}")
+        log = (tmp_path / "node" / "bootstrap.log").read_text()
+        key_step = log[log.index("Release.key"):]
+        failed_in = float(key_step.split("(exit ")[1].split(", ")[1].split(" s)")[0])
+        assert str(e.value).startswith(f"the node cannot reach {base}/core:/stable:/v1.32/deb/ (curl: (7)")
+        assert e.value.retryable is False and failed_in < 15, failed_in
+        assert node.run("swapon --show").stdout.strip() == ""  # the steps before it did run
+        assert node.run("lsmod").stdout.count("br_netfilter") >= 1
+        assert node.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+
+        # 2. air-gapped: binaries copied, images served by the harness registry, pulled by the node
+        b = get("kubeadm", Options(artifacts=art))
+        b.prepare(node, cell, progress=print)
+        reg = noderegistry.registry(cell.release.pause)
+        sandbox = f"10.0.2.2:{reg.host.rsplit(':', 1)[1]}/pause:3.10"
+        out = node.run("/usr/local/bin/kubectl version --client")
+        assert out.rc == 0 and "v1.20" in out.stdout, out.stdout + out.stderr
+        dump = node.run("containerd config dump").stdout
+        assert f'sandbox_image = "{sandbox}"' in dump and "SystemdCgroup = true" in dump
+        pulled = node.run(f"ctr -n k8s.io images pull --plain-http {sandbox} && ctr -n k8s.io images ls -q")
+        assert pulled.rc == 0 and sandbox in pulled.stdout, pulled.stderr
+        assert node.run("systemctl is-enabled kubelet").stdout.strip() == "enabled"
+        assert node.facts["bootstrap"] == "kubeadm (artifacts)"
+        with pytest.raises(InfraError, match=r"kubeadm init cannot run: .*amd64/bin has no kubeadm, kubelet"):
+            b.install(node, cell)
+
+        # 3. the API tunnel: a local forward through the node's ControlMaster reaches its loopback
+        port = node.forward(22)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            assert s.recv(64).startswith(b"SSH-2.0-OpenSSH")
+    finally:
+        node.teardown()
+        noderegistry.stop()
