@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..artifacts import STATIC
 from ..errors import InfraError
 from ..matrix import Cell
 from . import VERSION_ARGS, Binary, Step, containerd
@@ -83,7 +84,9 @@ class KubeadmBootstrapper(PlannedBootstrapper):
     def binaries(self, cell: Cell) -> list[Binary]:
         # upstream binaries: static Go programs built with the release's toolchain, right version
         return [Binary("sh", version_args=())] + [
-            Binary(n, version=cell.release.tag, version_args=VERSION_ARGS[n], go=True, static=True) for n in NEEDS
+            # kubelet is the one built with cgo (hack/lib/golang.sh KUBE_STATIC_LIBRARIES lacks it)
+            Binary(n, version=cell.release.tag, version_args=VERSION_ARGS[n], go=True, static=n in STATIC)
+            for n in NEEDS
         ] + [Binary(n, version_args=VERSION_ARGS[n]) for n in ("containerd", "runc")]
 
     def image_repository(self, cell: Cell, registry_host: str) -> str:

@@ -177,7 +177,9 @@ class QemuProvider(Provider):
 
     def start(self, cell: Cell, artifacts: Path) -> Node:
         reap()
+        t_img = time.monotonic()
         img = images.build(cell.platform, cell.os, progress=self.progress)
+        image_seconds = round(time.monotonic() - t_img, 1)  # ~0 on a cache hit
         accel = self._accelerator(cell, artifacts, img)
         node = QemuNode(cell, artifacts, img, accel, detachable=self.keep_nodes)
         t0 = time.monotonic()
@@ -187,7 +189,7 @@ class QemuProvider(Provider):
         except BaseException:  # Ctrl-C during a boot too: the node is stopped by its own PID
             node.stop()
             raise
-        facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1),
+        facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1), "image_seconds": image_seconds,
                  "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
                  "kernel": img.manifest["kernel"]}
         return Node(cell, "ssh://node", artifacts, facts, stop=node.stop, ssh_config=str(node.ssh_config),
