@@ -83,7 +83,16 @@ def pytest_cmdline_main(config):
         config.option.dist = "loadgroup"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    # xdist workers re-parse the command line, where dist is still "no": tell them it is loadgroup,
+    # or they never add the group to their nodeids and the controller schedules test by test
+    node.workerinput["archmatrix_loadgroup"] = node.config.option.dist == "loadgroup"
+
+
 def pytest_configure(config):
+    if getattr(config, "workerinput", {}).get("archmatrix_loadgroup"):
+        config.option.loadgroup = True
     try:
         cells = _selected(config)
     except UserError as e:

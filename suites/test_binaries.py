@@ -29,7 +29,9 @@ def binary(request, cell, node, bootstrapper):
     if found is None:
         if spec.required:
             pytest.fail(f"{name}: expected on the node's PATH ({cell.bootstrapper} installs it), found nothing")
-        pytest.skip(f"{name}: not on this node (optional for bootstrapper {cell.bootstrapper})")
+        why = node.facts.get(f"absent:{name}")  # the bootstrapper knows why (e.g. the distro lacks it)
+        pytest.skip(f"{name}: not on this node: {why}" if why else
+                    f"{name}: not on this node (optional for bootstrapper {cell.bootstrapper})")
     if isinstance(exe, elf.NotExecutable):
         pytest.fail(f"{found.path}: expected an executable for {cell.arch}, found {exe}")
     return spec, found, exe

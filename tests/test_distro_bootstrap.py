@@ -24,7 +24,8 @@ def test_plan_per_distro_and_release(distro, k8s, kubectl, pause, run_cli, tmp_p
     cell = Cell("s390x", distro, k8s, "distro", "qemu")
     steps = DistroBootstrapper().plan(cell, "127.0.0.1:5000")
     text = "\n".join(s.command for s in steps)
-    assert f"install -y --no-install-recommends containerd runc {kubectl}" in text
+    assert "install -y --no-install-recommends containerd runc\n" in text + "\n"
+    assert f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then" in text
     assert f'sandbox_image = \\).*|\\1"10.0.2.2:5000/pause:{pause}"|' in text
     assert text.endswith(f"ctr -n k8s.io images pull --plain-http 10.0.2.2:5000/pause:{pause}")
     m = tmp_path / "m.yaml"

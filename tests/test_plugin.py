@@ -72,8 +72,11 @@ def test_bad_filter_is_usage_error(scratch):
 
 
 def test_xdist_one_worker_owns_one_cell(scratch):
+    # two suite files, as in suites/: a cell's tests must stay on one worker across files (pytest 9.2
+    # broke this silently: pytest-dev/pytest-xdist#1386)
+    scratch.makepyfile(test_suite_b=SUITE)
     r = scratch.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
-    r.assert_outcomes(passed=4, skipped=8)
+    r.assert_outcomes(passed=8, skipped=16)
     by_cell = {}
     for x in records(scratch):
         by_cell.setdefault(x["cell"], set()).add(x["worker"])

@@ -68,7 +68,7 @@ def test_windows_worker_joins_a_linux_control_plane(tmp_path):
     m.write_text("axes: {arch: [amd64], distro: [windows2022], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
                  "provider: [ssh]}\n")
     alone = matrix.cells_for(m)[0]
-    with pytest.raises(InfraError, match="windows2022 nodes join a Linux control plane; add a control_plane: rule"):
+    with pytest.raises(UserError, match="windows2022 nodes join a Linux control plane; add a control_plane: rule"):
         get("kubeadm").plan(alone)
     m.write_text(m.read_text() + "control_plane:\n  - match: {distro: windows2022}\n"
                                  "    node: {arch: amd64, distro: debian12}\n")

@@ -17,6 +17,7 @@ from ..matrix import Cell
 from . import VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
 
 KUBECTL_PACKAGE = {"bookworm": "kubernetes-client"}  # trixie and later: "kubectl"
+NOT_PACKAGED = "not packaged for this arch"
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
 
 
@@ -29,8 +30,8 @@ class DistroBootstrapper(Bootstrapper):
 
     def binaries(self, cell: Cell) -> list[Binary]:
         # judged by arch and that they run: Debian builds these with its own Go, not the release's
-        return [Binary("sh", version_args=())] + [Binary(n, version_args=VERSION_ARGS[n])
-                                                  for n in ("kubectl", "containerd", "runc")]
+        return [Binary("sh", version_args=()), Binary("kubectl", required=False, version_args=VERSION_ARGS["kubectl"])] + \
+            [Binary(n, version_args=VERSION_ARGS[n]) for n in ("containerd", "runc")]
 
     def sandbox_ref(self, cell: Cell, registry_host: str) -> str:
         port = registry_host.rsplit(":", 1)[1]
@@ -46,8 +47,11 @@ class DistroBootstrapper(Bootstrapper):
                               "use this mirror"))
         return steps + [
             Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
-            Step("node", f"{APT} install -y --no-install-recommends containerd runc {kubectl}",
-                 "runtime and kubectl from the distro"),
+            Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro"),
+            # not every release packages kubectl for every arch (bookworm has no kubernetes-client for ppc64el)
+            Step("node", f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then {APT} install -y "
+                         f"--no-install-recommends {kubectl}; else echo '{NOT_PACKAGED}'; fi",
+                 "kubectl from the distro, where it is packaged for this arch"),
             *containerd.steps(ref, plain_http=gateway),
             Step("node", f"ctr -n k8s.io images pull --plain-http {ref}", "the node's runtime pulls the pause image"),
         ]
@@ -59,6 +63,10 @@ class DistroBootstrapper(Bootstrapper):
         reg = noderegistry.registry(cell.release.pause, progress)
         run_steps(node, self.plan(cell, reg.host), node.artifacts / "bootstrap.log", progress, "distro")
         node.facts["bootstrap"] = "distro"
+        if node.run("command -v kubectl").rc != 0:
+            pkg = KUBECTL_PACKAGE.get(cell.os.release, "kubectl")
+            node.facts["absent:kubectl"] = f"{cell.os.release} has no {pkg} package for {cell.platform.debian}"
+            progress(f"distro: {node.facts['absent:kubectl']}")
 
     def sandbox_image(self, node, cell: Cell) -> str | None:
         out = node.run("containerd config dump")

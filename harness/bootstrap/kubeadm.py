@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..artifacts import STATIC
-from ..errors import InfraError
+from ..errors import InfraError, UserError
 from ..matrix import Cell
 from . import VERSION_ARGS, Binary, Step, containerd
 from .planned import PlannedBootstrapper, heredoc
@@ -114,8 +114,8 @@ class KubeadmBootstrapper(PlannedBootstrapper):
     def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
         """Everything before `kubeadm init|join` on a Linux node."""
         if cell.os.os != "linux":
-            raise InfraError(f"kubeadm: {cell.distro} nodes join a Linux control plane; "
-                             f"add a control_plane: rule for them to matrix.yaml", retryable=False)
+            raise UserError(f"kubeadm: {cell.distro} nodes join a Linux control plane; "
+                            f"add a control_plane: rule for them to matrix.yaml")
         art = self.artifacts(cell)
         repo = self.image_repository(cell, registry_host)
         sandbox = f"{repo}/pause:{cell.release.pause}"
