@@ -39,12 +39,12 @@ def run(label: str, env: dict, work: Path) -> None:
     reports = work / f"reports-{label}"
     m = work / "matrix.yaml"
     t0 = time.monotonic()
+    print(f"-- {label}: pytest suites -n {WORKERS} (its progress lines follow)", flush=True)
     p = subprocess.run([sys.executable, "-m", "pytest", "suites", "--matrix", str(m), "-n", WORKERS, "-q",
                         "-p", "no:cacheprovider", "--reports-dir", str(reports), "-rfE"],
-                       cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+                       cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
     wall = time.monotonic() - t0
     if p.returncode not in (0, 1):
-        print(p.stdout[-3000:], p.stderr[-2000:])
         raise SystemExit(f"bench matrix ({label}): pytest exited {p.returncode}")
     records = json.loads((reports / "results.json").read_text())["records"]
     cells: dict[str, dict] = {}

@@ -156,8 +156,12 @@ def cmd_images(args) -> int:
             return images.build(*pair, progress=lambda m: print(f"archmatrix: {m}", flush=True))
 
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-            for img in pool.map(one, pairs):
-                print(f"{img.path}")
+            try:
+                for img in pool.map(one, pairs):
+                    print(f"{img.path}")
+            except KeyboardInterrupt:
+                images.cancel()  # Ctrl-C reaches this thread only: stop the builds in the others
+                raise
         return 0
     for p, d in pairs:
         if args.action == "verify":

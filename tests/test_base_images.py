@@ -4,8 +4,10 @@ Ubuntu cloud images are imported from files the user supplies (offline: the erro
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,36 @@ def test_disk_full_while_building_leaves_no_half_image(amd64_image, cache):
         assert sorted(p.name for p in images_dir.iterdir()) == [entry.name + ".lock"]
     finally:
         subprocess.run(["umount", "-l", str(images_dir)], check=True)
+
+
+def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
+    """Ctrl-C while mmdebstrap runs maintainer scripts (the host's /proc, /sys, /dev/pts and /dev/shm
+    are mounted in its root then): mmdebstrap is stopped, those mounts are gone before the work dir is
+    removed (rmtree would walk into the host's /dev/shm), and nothing is left in the cache."""
+    need("mmdebstrap", "mmdebstrap")
+    p = subprocess.Popen([str(Path(sys.executable).parent / "archmatrix"), "images", "build", "--arch", "amd64",
+                          "--distro", "debian12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):  # the chroot mounts appear once mmdebstrap unpacks the essential set
+            with open("/proc/mounts") as f:
+                if any(str(cache) in line and "/root/proc " in line for line in f):
+                    break
+            assert p.poll() is None, p.stdout.read()
+            time.sleep(0.5)
+        else:
+            pytest.fail("mmdebstrap never mounted /proc in its root within 300 s")
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    print(out)
+    assert p.returncode != 0
+    with open("/proc/mounts") as f:
+        assert [line for line in f if str(cache) in line] == []
+    left = subprocess.run(["pgrep", "-f", f"mmdebstrap.*{cache}"], capture_output=True, text=True).stdout.split()
+    assert left == []
+    assert [x.name for x in images.images_dir().iterdir() if not x.name.endswith(".lock")] == []
 
 
 def test_two_runs_at_once_build_once_and_boot_on_their_own_ports(amd64_image, cache, tmp_path):

@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from .. import debian, platforms
+from .. import debian, platforms, procgroup
 from ..errors import InfraError, UserError
 
 BUILDER_VERSION = "1"
@@ -135,12 +137,29 @@ def verify(img: BaseImage) -> list[str]:
     return problems
 
 
+_CANCEL = threading.Event()  # set by cancel(): builds in other threads stop (Ctrl-C reaches the main thread only)
+
+
+def cancel() -> None:
+    _CANCEL.set()
+
+
 def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                           env={**os.environ, **(env or {})})
+        # its own process group, stopped with it on any exception (Ctrl-C), and SIGTERMed when the
+        # worker that started it dies: a build never outlives its run
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(env or {})}, start_new_session=True,
+                             preexec_fn=procgroup.die_with_parent(signal.SIGTERM))
+        try:
+            while p.poll() is None:
+                if _CANCEL.wait(0.5):
+                    raise KeyboardInterrupt(f"{what}: cancelled")
+        except BaseException:
+            procgroup.stop(p, grace=30)  # mmdebstrap unmounts proc/sys/dev in its root on SIGTERM
+            raise
     if p.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         full = any(x in tail for x in ("No space left on device", "enough free space"))
@@ -219,11 +238,22 @@ def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], 
             _build_into(work, p, d, progress)
             os.replace(work / "out", final)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove(work)
             shutil.rmtree(final, ignore_errors=True) if not _complete(final) else None
             raise
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work)
         return BaseImage(final, p.name, d.name)
+
+
+def _remove(path: Path) -> None:
+    """rmtree, after unmounting what an interrupted mmdebstrap left mounted in its root (proc, sys,
+    dev/pts, dev/shm are the host's own): rmtree does not stop at mount points."""
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f]
+    for m in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress) -> None:
