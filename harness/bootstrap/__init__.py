@@ -20,6 +20,9 @@ _IMPLEMENTATIONS = {
     "k3s": "harness.bootstrap.k3s:K3sBootstrapper",
 }
 
+# apt inside a node: no prompts, and an unreachable mirror fails at once instead of retrying
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
+
 # Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
 KNOWN_BINARIES = ("sh", "kubectl", "kubelet", "kubeadm", "kube-proxy", "containerd", "runc", "crictl", "k3s")
 # How each one prints its version and exits (never run a daemon bare: containerd would start serving).
@@ -98,6 +101,9 @@ class Step:
     url: str | None = None
     phase: str = "prepare"  # prepare: node-level, before any suite; install: brings the cluster up
     copy: tuple[str, str, str] | None = None  # host file -> node path, mode (air-gapped artifacts)
+
+
+APT_UPDATE = Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ import re
 from .. import noderegistry
 from ..errors import InfraError
 from ..matrix import Cell
-from . import VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
+from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
 
 KUBECTL_PACKAGE = {"bookworm": "kubernetes-client"}  # trixie and later: "kubectl"
 NOT_PACKAGED = "not packaged for this arch"
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
 
 
 class DistroBootstrapper(Bootstrapper):
@@ -46,7 +45,7 @@ class DistroBootstrapper(Bootstrapper):
             steps.append(Step("node", f"echo 'deb {self.mirror} {cell.os.release} main' > /etc/apt/sources.list",
                               "use this mirror"))
         return steps + [
-            Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
+            APT_UPDATE,
             Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro"),
             # not every release packages kubectl for every arch (bookworm has no kubernetes-client for ppc64el)
             Step("node", f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then {APT} install -y "

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from ..errors import InfraError, UserError
 from ..matrix import Cell
-from . import Binary, Step
+from . import APT, APT_UPDATE, Binary, Step
 from .planned import PlannedBootstrapper, heredoc
 
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
 INSTALL = "https://get.k3s.io"
 UNIT = """[Unit]
 Description=Lightweight Kubernetes
@@ -58,7 +57,7 @@ class K3sBootstrapper(PlannedBootstrapper):
 
     def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
         art = self.artifacts(cell)
-        steps = [Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")]
+        steps = [APT_UPDATE]
         if art is None or "k3s" not in art.binaries():
             steps += [
                 Step("node", f"{APT} install -y --no-install-recommends curl ca-certificates", "curl for the script"),

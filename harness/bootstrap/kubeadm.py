@@ -23,12 +23,11 @@ from dataclasses import replace
 from ..artifacts import STATIC
 from ..errors import InfraError, UserError
 from ..matrix import Cell
-from . import VERSION_ARGS, Binary, Step, containerd
+from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Step, containerd
 from .planned import PlannedBootstrapper, heredoc
 
 PKGS = "https://pkgs.k8s.io"  # --package-base replaces it (a mirror); the path below is upstream's
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
 CURL = "curl -fsSL --connect-timeout 10 --retry 0"
 POD_SUBNET = "10.244.0.0/16"  # flannel's default network
 FLANNEL = "https://github.com/flannel-io/flannel/releases/latest/download/kube-flannel.yml"
@@ -127,7 +126,7 @@ class KubeadmBootstrapper(PlannedBootstrapper):
             Step("node", "printf 'net.bridge.bridge-nf-call-iptables = 1\\nnet.bridge.bridge-nf-call-ip6tables = 1\\n"
                          "net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/k8s.conf && sysctl --system >/dev/null",
                  "sysctls: bridged traffic through iptables, IPv4 forwarding"),
-            Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
+            APT_UPDATE,
         ]
         if art is None:
             url = repo_url(cell.release.minor, self.options.package_base or PKGS, cell.os.family)

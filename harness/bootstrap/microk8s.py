@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from ..errors import InfraError
 from ..matrix import Cell
-from . import Binary, Step
+from . import APT, APT_UPDATE, Binary, Step
 from .planned import PlannedBootstrapper, heredoc
 
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10"
 STORE = "https://api.snapcraft.io"
 CERTS = "/var/snap/microk8s/current/args/certs.d"
 MIRRORED = ("docker.io", "registry.k8s.io", "quay.io", "ghcr.io")  # where MicroK8s' add-on images come from
@@ -37,7 +36,7 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
     def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
         art = self.artifacts(cell)
         steps = [
-            Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)"),
+            APT_UPDATE,
             Step("node", f"{APT} install -y --no-install-recommends snapd squashfs-tools && systemctl enable --now "
                          f"snapd.socket snapd.service && snap wait system seed.loaded", "snapd from the distro"),
         ]
