@@ -101,6 +101,38 @@ def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
     assert [x.name for x in images.images_dir().iterdir() if not x.name.endswith(".lock")] == []
 
 
+def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(cache):
+    """The process building an image is SIGKILLed (a crashed xdist worker) while mmdebstrap runs:
+    every process of the build dies with it (PID namespace); the next build removes the killed
+    one's work dir, unmounting what it left mounted, and builds."""
+    need("mmdebstrap", "mmdebstrap")
+    cmd = [str(Path(sys.executable).parent / "archmatrix"), "images", "build", "--arch", "amd64", "--distro", "debian12"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            with open("/proc/mounts") as f:
+                if any(str(cache) in line and "/root/proc " in line for line in f):
+                    break
+            time.sleep(0.5)
+    finally:
+        p.kill()
+        p.wait()
+    for _ in range(20):
+        left = subprocess.run(["pgrep", "-f", f"mmdebstrap.*{cache}"], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == []
+    stale = [x.name for x in images.images_dir().iterdir() if x.name.startswith(".")]
+    assert len(stale) == 1
+    lines = []
+    img = images.build(A("amd64"), D("debian12"), progress=lines.append)
+    assert f"image {img.path.name}: removing {stale[0]}, left by an interrupted build" in lines
+    with open("/proc/mounts") as f:
+        assert [line for line in f if str(cache) in line] == []
+    assert not (images.images_dir() / stale[0]).exists() and images.verify(img) == []
+
+
 def test_two_runs_at_once_build_once_and_boot_on_their_own_ports(amd64_image, cache, tmp_path):
     """Two pytest runs of the same cell start together on an empty cache: one builds, the other
     waits for the lock and uses the result; each boots its own node on its own port; both pass."""

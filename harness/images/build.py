@@ -148,17 +148,21 @@ def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        # its own process group, stopped with it on any exception (Ctrl-C), and SIGTERMed when the
-        # worker that started it dies: a build never outlives its run
+        # A build never outlives its run: its own process group, stopped on any exception (Ctrl-C);
+        # and a PID namespace of its own (util-linux unshare): when the worker dies, PDEATHSIG kills
+        # unshare, --kill-child its child, and the kernel every process in the namespace (mmdebstrap
+        # itself defers SIGTERM until its emulated dpkg run ends: minutes). Mounts it leaves in its
+        # root are removed with the work dir (_remove), by this build or the next one.
+        cmd = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", *cmd]
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env={**os.environ, **(env or {})}, start_new_session=True,
-                             preexec_fn=procgroup.die_with_parent(signal.SIGTERM))
+                             preexec_fn=procgroup.die_with_parent(signal.SIGKILL))
         try:
             while p.poll() is None:
                 if _CANCEL.wait(0.5):
                     raise KeyboardInterrupt(f"{what}: cancelled")
         except BaseException:
-            procgroup.stop(p, grace=30)  # mmdebstrap unmounts proc/sys/dev in its root on SIGTERM
+            procgroup.stop(p, grace=5)
             raise
     if p.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -233,6 +237,9 @@ def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], 
             shutil.rmtree(final)
         _check_tools(p)
         ensure_binfmt(p)
+        for stale in images_dir().glob(f".{final.name}-*"):  # a killed builder's (we hold the lock)
+            progress(f"image {final.name}: removing {stale.name}, left by an interrupted build")
+            _remove(stale)
         work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=images_dir()))
         try:
             _build_into(work, p, d, progress)
