@@ -41,13 +41,16 @@ def run_cli():
 
 
 def _our_processes():
-    """Services the harness starts (registry, qemu, test sshd, dockerd, ssh ControlMasters) now
-    running, and the network namespaces and veth ends of its test hosts."""
-    out = subprocess.run(["pgrep", "-f", "docker-registry serve|qemu-system-|sshd -D -e -f|dockerd |/am-[^ ]*/cm"],
-                         capture_output=True, text=True).stdout.split()
+    """Services the harness starts (registry, qemu, test sshd, dockerd, ssh ControlMasters, image
+    builds) now running, the network namespaces and veth ends of its test hosts, and mounts an
+    image build made in its root."""
+    out = subprocess.run(["pgrep", "-f", "docker-registry serve|qemu-system-|sshd -D -e -f|dockerd |/am-[^ ]*/cm"
+                                        "|/usr/bin/mmdebstrap "], capture_output=True, text=True).stdout.split()
+    with open("/proc/mounts") as f:
+        mounts = {f"mount {x.split()[1]}" for x in f if "/images/." in x.split()[1]}  # in a build's work dir
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split("\n")
-    return ({int(p) for p in out} | {f"netns {x.split()[0]}" for x in netns if x.startswith("amh")}
+    return ({int(p) for p in out} | mounts | {f"netns {x.split()[0]}" for x in netns if x.startswith("amh")}
             | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x})
 
 
