@@ -76,8 +76,11 @@ def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
     are mounted in its root then): mmdebstrap is stopped, those mounts are gone before the work dir is
     removed (rmtree would walk into the host's /dev/shm), and nothing is left in the cache."""
     need("mmdebstrap", "mmdebstrap")
+    # SIGINT back to its default in the child: under a non-interactive shell's background job (CI) it is
+    # ignored, and Python then never turns it into KeyboardInterrupt
     p = subprocess.Popen([str(Path(sys.executable).parent / "archmatrix"), "images", "build", "--arch", "amd64",
-                          "--distro", "debian12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          "--distro", "debian12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(600):  # the chroot mounts appear once mmdebstrap unpacks the essential set
             with open("/proc/mounts") as f:
