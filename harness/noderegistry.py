@@ -19,6 +19,11 @@ _REGISTRY: LocalRegistry | None = None
 _SEEDED: set[str] = set()
 
 
+def guest_host(registry_host: str) -> str:
+    """127.0.0.1:PORT on this machine -> the same registry as a QEMU guest reaches it."""
+    return f"{GUEST_GATEWAY}:{registry_host.rsplit(':', 1)[1]}"
+
+
 def busybox(p: platforms.Platform) -> bytes:
     suite = next(d.release for d in platforms.DISTROS if d.family == "debian" and p.name in d.arches)
     with FileLock(str(debian.cache_dir() / "busybox.lock")):

@@ -33,8 +33,7 @@ class DistroBootstrapper(Bootstrapper):
             [Binary(n, version_args=VERSION_ARGS[n]) for n in ("containerd", "runc")]
 
     def sandbox_ref(self, cell: Cell, registry_host: str) -> str:
-        port = registry_host.rsplit(":", 1)[1]
-        return f"{noderegistry.GUEST_GATEWAY}:{port}/pause:{cell.release.pause}"
+        return f"{noderegistry.guest_host(registry_host)}/pause:{cell.release.pause}"
 
     def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
         ref = self.sandbox_ref(cell, registry_host)

@@ -23,7 +23,7 @@ class PlannedBootstrapper(Bootstrapper):
         """The harness registry as the node sees it, when images come from --artifacts."""
         if self.options.artifacts is None:
             return None
-        return f"{noderegistry.GUEST_GATEWAY}:{registry_host.rsplit(':', 1)[1]}"
+        return noderegistry.guest_host(registry_host)
 
     def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:  # pragma: no cover
         raise NotImplementedError
