@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from .. import platforms
 from ..errors import InfraError, UserError
+from ..images.oci import require_skopeo
 
 
 @dataclass(frozen=True)
@@ -70,20 +70,15 @@ class Artifacts:
         return [n for n in names if n not in have]
 
     def image_refs(self) -> list[tuple[Path, str, str]]:
-        """(tarball, source reference inside it, name:tag in the harness registry) for every image."""
-        out = []
-        for tar in self.images():
-            for ref in archive_refs(tar):
-                out.append((tar, ref, registry_name(ref, self.platform)))
-        return out
+        """(tarball, skopeo source inside it, name:tag in the harness registry) for every image."""
+        return [(tar, src, registry_name(ref, self.platform))
+                for tar in self.images() for src, ref in archive_sources(tar)]
 
     def push(self, registry_host: str, progress=print) -> list[str]:
         """Push every image tarball to the registry (skopeo, no daemon); return the names pushed."""
-        if shutil.which("skopeo") is None:
-            raise InfraError("skopeo is not installed: apt-get install skopeo", retryable=False)
+        require_skopeo()
         pushed = []
-        for tar, ref, name in self.image_refs():
-            src = f"{'docker-archive' if ref_kind(tar) == 'docker' else 'oci-archive'}:{tar}:{ref}"
+        for tar, src, name in self.image_refs():
             progress(f"artifacts: {tar.name} -> {registry_host}/{name}")
             p = subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", src,
                                 f"docker://{registry_host}/{name}"], capture_output=True, text=True,
@@ -106,20 +101,15 @@ def find(paths) -> Path | None:
     return None
 
 
-def ref_kind(tar: Path) -> str:
+def archive_sources(tar: Path) -> list[tuple[str, str]]:
+    """(skopeo source, reference) for each image a tarball names, reading it once: RepoTags of a
+    docker-archive (`docker-archive:TAR:REF`), ref names of an oci-archive (`oci-archive:TAR:REF`)."""
     with tarfile.open(tar) as t:
         names = set(t.getnames())
-    if "manifest.json" in names:
-        return "docker"
-    if "index.json" in names:
-        return "oci"
-    raise UserError(f"--artifacts: {tar} is neither a docker-archive (manifest.json) nor an oci-archive (index.json)")
-
-
-def archive_refs(tar: Path) -> list[str]:
-    """The image references a tarball names: RepoTags of a docker-archive, ref names of an oci-archive."""
-    kind = ref_kind(tar)
-    with tarfile.open(tar) as t:
+        kind = "docker" if "manifest.json" in names else "oci" if "index.json" in names else None
+        if kind is None:
+            raise UserError(f"--artifacts: {tar} is neither a docker-archive (manifest.json) nor an "
+                            f"oci-archive (index.json)")
         doc = json.load(t.extractfile("manifest.json" if kind == "docker" else "index.json"))
     if kind == "docker":
         refs = [tag for entry in doc for tag in entry.get("RepoTags") or []]
@@ -129,7 +119,7 @@ def archive_refs(tar: Path) -> list[str]:
     if not refs:
         raise UserError(f"--artifacts: {tar} names no image (docker save it with a tag, e.g. "
                         f"registry.k8s.io/kube-apiserver-arm64:v1.32.0)")
-    return refs
+    return [(f"{kind}-archive:{tar}:{r}", r) for r in refs]
 
 
 def registry_name(ref: str, platform: platforms.Platform) -> str:

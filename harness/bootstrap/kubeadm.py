@@ -153,8 +153,8 @@ class KubeadmBootstrapper(PlannedBootstrapper):
             if missing:
                 steps.append(Step("host", f"# --artifacts {art.dir}/bin has no {', '.join(missing)}: kubeadm init will "
                                           f"not run", "missing artifacts"))
-            steps += [Step("host", f"skopeo copy {tar.name}:{ref} -> {registry_host}/{name}", "image from the artifacts")
-                      for tar, ref, name in art.image_refs()]
+            steps += [Step("host", f"skopeo copy {src} -> {registry_host}/{name}", "image from the artifacts")
+                      for _, src, name in art.image_refs()]
             steps += [Step("node", heredoc("/etc/systemd/system/kubelet.service", KUBELET_UNIT), "kubelet's unit"),
                       Step("node", heredoc("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN),
                            "kubeadm's kubelet drop-in")]

@@ -83,10 +83,14 @@ class Layout:
         return top
 
 
-def push(layout: Layout, tag: str, dest: str, docker_v2s2: bool = False) -> None:
-    """skopeo copy --all oci:<layout>:<tag> docker://<dest> (plain HTTP allowed for loopback)."""
+def require_skopeo() -> None:
     if shutil.which("skopeo") is None:
         raise InfraError("skopeo is not installed: apt-get install skopeo", retryable=False)
+
+
+def push(layout: Layout, tag: str, dest: str, docker_v2s2: bool = False) -> None:
+    """skopeo copy --all oci:<layout>:<tag> docker://<dest> (plain HTTP allowed for loopback)."""
+    require_skopeo()
     cmd = ["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false", "--preserve-digests"]
     if docker_v2s2:
         cmd = [c for c in cmd if c != "--preserve-digests"] + ["--format", "v2s2"]
