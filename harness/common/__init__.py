@@ -1,0 +1,2 @@
+"""Leaves every part of the harness may import; they import nothing else of harness: the two kinds of
+error (errors.py) and where the harness keeps its files (paths.py)."""
