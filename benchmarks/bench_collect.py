@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from harness import matrix
+from harness.matrix import cells as matrix
 
 # 5 arches x 5 distros x 10 releases x 5 bootstrappers x 4 providers = 5,000 cells
 MATRIX = """

@@ -7,10 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import platforms
-from harness.images import build as images
-from harness.matrix import Cell
-from harness.providers import docker as dockerprov
+from harness.matrix import platforms
+from harness.nodes.images import build as images
+from harness.matrix.cells import Cell
+from harness.nodes import docker as dockerprov
 from tenchecks import run as ten_checks  # benchmarks/ is on sys.path (run.py's dir)
 
 DISTRO = {"riscv64": "debian13"}

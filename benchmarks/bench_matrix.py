@@ -23,7 +23,7 @@ WORKERS = os.environ.get("ARCHMATRIX_BENCH_WORKERS", "2")
 
 
 def matrix(path: Path) -> None:
-    from harness import platforms
+    from harness.matrix import platforms
 
     cells = []
     for a in ARCHES:

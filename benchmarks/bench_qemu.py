@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import platforms
-from harness.images import build as images
-from harness.localregistry import free_port
-from harness.matrix import Cell
-from harness.providers import qemu
+from harness.matrix import platforms
+from harness.nodes.images import build as images
+from harness.services.registry import free_port
+from harness.matrix.cells import Cell
+from harness.nodes import qemu
 
 import tenchecks  # benchmarks/ is on sys.path (run.py's dir)
 

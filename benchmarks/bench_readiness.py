@@ -6,9 +6,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import kube_versions, platforms, readiness, registry
-from harness.images.oci import Image, Layout, push
-from harness.localregistry import LocalRegistry
+from harness.matrix import kube_versions, platforms
+from harness.oci import client as registry
+from harness.oci import readiness
+from harness.oci.layout import Image, Layout, push
+from harness.services.registry import LocalRegistry
 
 ARCHES = ("amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64")
 

@@ -7,8 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import matrix
-from .errors import InfraError, Unavailable, UserError
+from .common.errors import InfraError, Unavailable, UserError
+from .matrix.cells import AXES, Cell, cells_for, default_matrix, split_values
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -22,10 +22,10 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inventory", metavar="FILE", help="hosts.yaml: adds provider ssh cells for its hosts")
 
 
-def _cells(args) -> list[matrix.Cell]:
-    path = args.matrix or matrix.default_matrix()
-    return matrix.cells_for(path, args.shard, args.cell, inventory=getattr(args, "inventory", None),
-                            **{a: getattr(args, a) for a in matrix.AXES})
+def _cells(args) -> list[Cell]:
+    path = args.matrix or default_matrix()
+    return cells_for(path, args.shard, args.cell, inventory=getattr(args, "inventory", None),
+                            **{a: getattr(args, a) for a in AXES})
 
 
 def cmd_list(args) -> int:
@@ -40,7 +40,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_deps(args) -> int:
-    from . import sysdeps
+    from .host import sysdeps
 
     pkgs = sysdeps.TEST_PACKAGES if args.tests else sysdeps.for_cells(_cells(args))
     if args.suites:
@@ -53,7 +53,8 @@ def cmd_deps(args) -> int:
 
 
 def cmd_check_artifacts(args) -> int:
-    from . import artifacts, kube_versions
+    from .binaries import release as artifacts
+    from .matrix import kube_versions
 
     release = kube_versions.resolve(args.k8s) if args.k8s else None
     failed = total = 0
@@ -72,10 +73,11 @@ def cmd_check_artifacts(args) -> int:
 def cmd_readiness(args) -> int:
     import time
 
-    from . import kube_versions, platforms, readiness
+    from .matrix import kube_versions, platforms
+    from .oci import readiness
 
     release = kube_versions.resolve(args.k8s)
-    arches = [platforms.arch(a) for a in matrix.split_values(args.arch)] or [
+    arches = [platforms.arch(a) for a in split_values(args.arch)] or [
         platforms.arch(a) for a in platforms.distro("debian13").arches]
     extra = readiness.load_images(args.images) if args.images else []
     t0 = time.perf_counter()
@@ -125,8 +127,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_images(args) -> int:
-    from . import platforms
-    from .images import build as images
+    from .matrix import platforms
+    from .nodes.images import build as images
 
     if args.action == "list":
         for d in sorted(images.images_dir().iterdir()):
@@ -137,11 +139,11 @@ def cmd_images(args) -> int:
                 print(f"{d.name:32} {'complete' if ok else 'INCOMPLETE'} {size:7.0f} MB "
                       f"{m.get('kernel', '')} built in {m.get('build_seconds', '?')} s")
         return 0
-    pairs = [(platforms.arch(a), platforms.distro(d)) for a in matrix.split_values(args.arch) or ["amd64"]
-             for d in matrix.split_values(args.distro) or ["debian12"]]
+    pairs = [(platforms.arch(a), platforms.distro(d)) for a in split_values(args.arch) or ["amd64"]
+             for d in split_values(args.distro) or ["debian12"]]
     bad = 0
     if args.action == "import":
-        from .images import cloud
+        from .nodes.images import cloud
 
         if len(pairs) != 1 or not (args.source and args.kernel and args.initrd):
             raise UserError("images import: give one --arch, one --distro, the image, --kernel and --initrd")
@@ -177,8 +179,8 @@ def cmd_images(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    from . import dockerengine
-    from .providers import qemu
+    from .nodes import qemu
+    from .services import dockerd as dockerengine
 
     engines = dockerengine.reap(dry_run=args.list)
     for d in engines:
@@ -202,11 +204,11 @@ def cmd_gc(args) -> int:
 
 
 def cmd_testhosts(args) -> int:
-    from . import testhosts
+    from .lab import testhosts
 
     inv = Path(args.inventory)
     if args.action == "up":
-        hosts = testhosts.up(inv, matrix.split_values(args.host) or ["alpha:amd64:debian12"])
+        hosts = testhosts.up(inv, split_values(args.host) or ["alpha:amd64:debian12"])
         for h in hosts:
             print(f"{h.name}: sshd pid {h.pid} in netns {h.ns} at {h.address}:22 (claims {h.claims_arch}/"
                   f"{h.claims_distro})")
@@ -222,7 +224,7 @@ def cmd_plan(args) -> int:
     from . import bootstrap
     from .bootstrap import airgap
 
-    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
     cell = cells[0]
     if cell.unsupported:
         print(f"{cell.id}: unsupported: {cell.unsupported}")
@@ -250,9 +252,9 @@ def cmd_up(args) -> int:
     """Boot one cell's node and keep it until Ctrl-C, printing the ssh command."""
     import signal as _signal
 
-    from . import providers
+    from .nodes import base as providers
 
-    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
     cell = cells[0]
     if cell.unsupported:
         raise UserError(f"{cell.id} is unsupported: {cell.unsupported}")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from . import matrix
-from .errors import InfraError, Unavailable, UserError
+from .common.errors import InfraError, Unavailable, UserError
+from .matrix.cells import AXES, Cell, cells_for, default_matrix, split_values
 
 CELLS = pytest.StashKey[list]()
 PARAMS = pytest.StashKey[list]()
@@ -65,14 +65,14 @@ def pytest_addoption(parser):
                      "a run never reaches out to the network unasked")
 
 
-def _selected(config) -> list[matrix.Cell] | None:
+def _selected(config) -> list[Cell] | None:
     path = config.getoption("matrix")
     if path is None:
-        path = matrix.default_matrix(config.rootpath)
+        path = default_matrix(config.rootpath)
         if not path.is_file():
             return None
     filters = {axis: config.getoption(f"am_{axis}") for axis, _ in _AXIS_OPTIONS}
-    return matrix.cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
+    return cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
                             inventory=config.getoption("am_inventory"), **filters)
 
 
@@ -97,7 +97,7 @@ def pytest_configure(config):
         cells = _selected(config)
     except UserError as e:
         raise pytest.UsageError(str(e)) from None
-    missing = [p for p in matrix.split_values(config.getoption("am_recorded")) if not Path(p).is_file()]
+    missing = [p for p in split_values(config.getoption("am_recorded")) if not Path(p).is_file()]
     if missing:
         raise pytest.UsageError(f"--recorded-nodes {missing[0]}: file does not exist")
     if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
@@ -111,8 +111,9 @@ def pytest_configure(config):
 def _readiness_stage(config, cells):
     """First stage: cells whose release images are missing for their platform become
     unsupported (with the registry's answer as the reason) before any node is paid for."""
-    from . import kube_versions, platforms, readiness
-    from .registry import Client
+    from .matrix import kube_versions, platforms
+    from .oci import readiness
+    from .oci.client import Client
 
     repo = config.getoption("am_image_repository")
     if not repo:
@@ -132,7 +133,7 @@ def _readiness_stage(config, cells):
     out = []
     for c in cells:
         reason = verdicts.get((c.kubernetes, c.os.os, c.arch))
-        out.append(matrix.Cell(**c.axes(), unsupported=f"readiness: {reason}", taints=c.taints)
+        out.append(Cell(**c.axes(), unsupported=f"readiness: {reason}", taints=c.taints)
                    if reason and not c.unsupported else c)
     return out
 
@@ -224,7 +225,7 @@ class NodePool:
         node.teardown()
 
     def provision(self, cell):
-        from . import providers
+        from .nodes import base as providers
 
         out = Path(self.config.getoption("am_reports")) / "artifacts" / cell.id
         provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m),
@@ -252,7 +253,7 @@ def _archmatrix_pool(request):
     pool = request.config.stash[POOL] = NodePool(request.config)
     yield pool
     pool.release()
-    from . import noderegistry
+    from .services import noderegistry
 
     noderegistry.stop()  # the registry the nodes pulled from, by its PID
 
@@ -276,7 +277,7 @@ class _HostFixture:
 def bootstrap_options(config):
     from .bootstrap import Options, airgap
 
-    return Options(artifacts=airgap.find(matrix.split_values(config.getoption("am_artifacts"))),
+    return Options(artifacts=airgap.find(split_values(config.getoption("am_artifacts"))),
                    package_base=config.getoption("am_package_base"), k3s_version=config.getoption("am_k3s_version"))
 
 
@@ -307,7 +308,7 @@ def cluster(cell, request, _archmatrix_pool):
     from .bootstrap import Cluster, RecordedCluster
 
     def make():
-        recorded = matrix.split_values(request.config.getoption("am_recorded"))
+        recorded = split_values(request.config.getoption("am_recorded"))
         if recorded:  # checked to exist in pytest_configure
             return RecordedCluster([Path(p) for p in recorded])
         given = request.config.getoption("am_kubeconfig")
@@ -326,7 +327,7 @@ def cluster(cell, request, _archmatrix_pool):
 @pytest.fixture(scope="session")
 def registry_client():
     """One OCI distribution client (one connection pool, cached tokens) for the whole run."""
-    from .registry import Client
+    from .oci.client import Client
 
     return Client()
 
@@ -414,7 +415,7 @@ class ResultsCollector:
             outcome, message, seconds = results.outcome_of(phases)
             cell = props.pop("archmatrix.cell")
             short = {k.removeprefix("archmatrix."): v for k, v in props.items() if k.startswith("archmatrix.")}
-            axes = {a: short.pop(a) for a in matrix.AXES if a in short}
+            axes = {a: short.pop(a) for a in AXES if a in short}
             artifacts = {k.removeprefix("artifact."): short.pop(k) for k in list(short) if k.startswith("artifact.")}
             test = nodeid.split("@")[0]
             run.records.append(results.Record(cell, test, outcome, round(seconds, 3), message, axes, short, artifacts))

@@ -1,7 +1,7 @@
 """Binaries the cell's bootstrapper installs: right arch, right linkage, they run, right versions."""
 import pytest
 
-from harness import facts
+from harness.binaries import node as facts
 from harness.bootstrap import KNOWN_BINARIES
 from harness.checks import elf
 
@@ -75,8 +75,9 @@ def test_go_toolchain(binary, cell, record_property):
 def pytest_generate_tests(metafunc):
     if "artifact" not in metafunc.fixturenames:
         return
-    from harness import artifacts, matrix
-    from harness.errors import UserError
+    from harness.binaries import release as artifacts
+    from harness.matrix import cells as matrix
+    from harness.common.errors import UserError
 
     found = []
     try:
@@ -93,7 +94,8 @@ def pytest_generate_tests(metafunc):
 
 
 def test_artifact(artifact, request):
-    from harness import artifacts, kube_versions
+    from harness.binaries import release as artifacts
+    from harness.matrix import kube_versions
 
     ks = request.config.getoption("am_kubernetes")
     release = kube_versions.resolve(ks[0].split(",")[0]) if ks else None

@@ -3,8 +3,8 @@ published for the cell's platform with configs that say the truth."""
 import pytest
 
 from harness.checks import images
-from harness.errors import InfraError
-from harness.registry import RegistryError
+from harness.common.errors import InfraError
+from harness.oci.client import RegistryError
 
 _index: dict = {}
 

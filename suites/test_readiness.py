@@ -2,8 +2,8 @@
 cell's platform in --image-repository, and its config says that platform."""
 import pytest
 
-from harness import readiness
-from harness.errors import InfraError
+from harness.oci import readiness
+from harness.common.errors import InfraError
 
 NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause", "etcd", "coredns")
 _rows: dict = {}

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import platforms
-from harness.errors import InfraError, UserError
-from harness.images import build as images
-from harness.images import cloud
-from harness.providers import qemu
+from harness.matrix import platforms
+from harness.common.errors import InfraError, UserError
+from harness.nodes.images import build as images
+from harness.nodes.images import cloud
+from harness.nodes import qemu
 from conftest import ROOT, need
 
 A, D = platforms.arch, platforms.distro

@@ -7,10 +7,12 @@ import tarfile
 
 import pytest
 
-from harness import artifacts, facts, kube_versions, platforms
+from harness.binaries import node as facts
+from harness.binaries import release as artifacts
+from harness.matrix import kube_versions, platforms
 from harness.checks import elf
-from harness.providers.local import LocalProvider
-from harness.matrix import Cell
+from harness.nodes.local import LocalProvider
+from harness.matrix.cells import Cell
 from conftest import ROOT
 
 A = platforms.arch
@@ -41,7 +43,7 @@ def test_real_kubectl_has_its_arch_and_go_build_info(kubectl, arch):
 def test_check_artifacts_cli_on_all_five_arches(debian_binary, run_cli):
     for a in SEED:
         debian_binary("kubectl", A(a), "usr/bin/kubectl", "trixie")
-    from harness import debian
+    from harness.host import debian
 
     debs = [str(debian.download("kubectl", A(a).debian, "trixie")) for a in SEED]
     debs += [str(debian.download("containerd", "ppc64el", "bookworm")), str(debian.download("runc", "arm64", "bookworm"))]
@@ -51,7 +53,7 @@ def test_check_artifacts_cli_on_all_five_arches(debian_binary, run_cli):
 
 
 def test_wrong_arch_is_named(kubectl, run_cli):
-    from harness import debian
+    from harness.host import debian
 
     deb = debian.download("kubectl", "s390x", "trixie")
     out = run_cli("check-artifacts", str(deb), "--arch", "ppc64le")
@@ -123,7 +125,7 @@ def test_node_binary_read_in_ranges(kubectl, tmp_path):
     cell = Cell(platforms.host().name, "debian12", "1.32", "none", "local")
     node = LocalProvider().provision(cell, tmp_path)
     found = facts.Located("kubectl", str(kubectl["s390x"]), kubectl["s390x"].stat().st_size)
-    from harness.rangefile import RangeFile
+    from harness.binaries.rangefile import RangeFile
 
     rf = RangeFile(lambda off, n: node.read_range(found.path, off, n), found.size)
     exe = elf.inspect(rf)
@@ -132,7 +134,7 @@ def test_node_binary_read_in_ranges(kubectl, tmp_path):
 
 
 def test_binaries_suite_artifacts_mode(kubectl):
-    from harness import debian
+    from harness.host import debian
 
     debs = [str(debian.download("kubectl", A(a).debian, "trixie")) for a in SEED]
     args = [sys.executable, "-m", "pytest", "suites/test_binaries.py", "-k", "test_artifact", "--provider", "local",

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import dockerengine, platforms
-from harness.images import build as images
+from harness.matrix import platforms
+from harness.services import dockerd as dockerengine
+from harness.nodes.images import build as images
 from conftest import ROOT, need
 
 
@@ -69,13 +70,13 @@ def test_engine_and_containers_die_with_a_killed_owner_and_gc_cleans_up(engine_r
     script.write_text(textwrap.dedent("""
         import time
         from pathlib import Path
-        from harness.matrix import Cell
-        from harness.providers.docker import DockerProvider
+        from harness.matrix.cells import Cell
+        from harness.nodes.docker import DockerProvider
         node = DockerProvider(progress=lambda m: None).provision(Cell("s390x", "debian12", "1.32", "none", "docker"),
                                                                  Path(%r))
         import docker, os
         c = docker.DockerClient(base_url=os.environ["DOCKER_HOST"]).containers.get(node.url.split("//")[1])
-        from harness.providers import docker as d
+        from harness.nodes import docker as d
         print(d._ENGINE.pid, c.attrs["State"]["Pid"], d._ENGINE.root, flush=True)
         time.sleep(600)
     """ % str(tmp_path / "art")))

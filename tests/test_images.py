@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from harness import platforms, registry
+from harness.matrix import platforms
+from harness.oci import client as registry
 from harness.checks import images
-from harness.images.oci import Image, push
-from harness.localregistry import LocalRegistry
+from harness.oci.layout import Image, push
+from harness.services.registry import LocalRegistry
 from conftest import ROOT, image_for, registry_and_layout
 
 ARCHES = ("amd64", "arm64", "arm", "ppc64le", "s390x")
@@ -126,7 +127,7 @@ def test_sandbox_image_check():
 def _suite(reg, tag, *extra):
     """Run the real pause suite on this machine (local provider) against a seeded repository."""
     # the suite reads <repository>/pause:<release pause>: alias the seeded tag to that name
-    pause = platforms and __import__("harness.kube_versions", fromlist=["x"]).resolve("latest").pause
+    pause = platforms and __import__("harness.matrix.kube_versions", fromlist=["x"]).resolve("latest").pause
     subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
                     f"docker://{reg.host}/pause:{tag}", f"docker://{reg.host}/{tag}/pause:{pause}"], check=True)
     return subprocess.run([sys.executable, "-m", "pytest", "suites/test_pause_image.py", "--provider", "local",
@@ -147,7 +148,7 @@ def test_pause_suite_fails_a_broken_repository(reg):
 
 
 def test_loopback_detection_decides_plain_http():
-    from harness.registry import _is_loopback
+    from harness.oci.client import _is_loopback
 
     assert all(map(_is_loopback, ["127.0.0.1:5000", "[::1]:5000", "::1", "localhost:5000", "127.1.2.3"]))
     assert not any(map(_is_loopback, ["registry.k8s.io", "10.0.0.1:5000", "[fd00::1]:5000"]))

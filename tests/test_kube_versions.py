@@ -1,7 +1,7 @@
 import pytest
 
-from harness import kube_versions as kv
-from harness.errors import UserError
+from harness.matrix import kube_versions as kv
+from harness.common.errors import UserError
 
 
 def test_relative_selectors_resolve_offline():

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from harness import kube_versions, platforms
+from harness.matrix import kube_versions, platforms
 from harness.checks import labels, placement
 from conftest import ROOT
 

@@ -6,8 +6,9 @@ import textwrap
 
 import pytest
 
-from harness import matrix, platforms
-from harness.errors import UserError
+from harness.matrix import cells as matrix
+from harness.matrix import platforms
+from harness.common.errors import UserError
 
 GOOD = """\
 axes:

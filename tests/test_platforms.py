@@ -3,9 +3,9 @@ import subprocess
 
 import pytest
 
-from harness import platforms
+from harness.matrix import platforms
 from harness.checks import elf
-from harness.errors import UserError
+from harness.common.errors import UserError
 from conftest import need
 
 ROWS = [pytest.param(p, id=p.name) for p in platforms.PLATFORMS]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness import platforms
+from harness.matrix import platforms
 
 HOST = platforms.host().name
 HOST_DISTRO = (platforms.host_distro() or platforms.DISTROS[0]).name
@@ -93,8 +93,8 @@ def test_items_carry_their_cell_group(scratch):
 def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, monkeypatch):
     """A provider that fails once (a stand-in for a boot that times out) is retried once and then
     passes; one that always fails ends every test of its cell as `error`, not `failed`."""
-    import harness.providers as providers
-    from harness.errors import InfraError
+    import harness.nodes.base as providers
+    from harness.common.errors import InfraError
 
     calls = []
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import platforms
-from harness.errors import InfraError
-from harness.images import build as images
-from harness.matrix import Cell
-from harness.providers import qemu
+from harness.matrix import platforms
+from harness.common.errors import InfraError
+from harness.nodes.images import build as images
+from harness.matrix.cells import Cell
+from harness.nodes import qemu
 from conftest import ROOT, need
 
 A = platforms.arch
@@ -105,10 +105,10 @@ def test_qemu_dies_with_a_crashed_owner_and_gc_reaps_records(image, tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from harness.images import build as images
-        from harness import platforms
-        from harness.matrix import Cell
-        from harness.providers import qemu
+        from harness.nodes.images import build as images
+        from harness.matrix import platforms
+        from harness.matrix.cells import Cell
+        from harness.nodes import qemu
         img = images.lookup(platforms.arch("amd64"), platforms.distro("debian12"))
         n = qemu.QemuNode(Cell("amd64", "debian12", "1.32", "none", "qemu"), Path({str(tmp_path)!r}), img, "tcg")
         n.start()

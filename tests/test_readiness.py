@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from harness import kube_versions, platforms, readiness, registry
-from harness.images.oci import push
-from harness.localregistry import LocalRegistry
+from harness.matrix import kube_versions, platforms
+from harness.oci import client as registry
+from harness.oci import readiness
+from harness.oci.layout import push
+from harness.services.registry import LocalRegistry
 from conftest import ROOT, image_for, registry_and_layout
 
 REL = kube_versions.resolve("1.33")

@@ -64,7 +64,7 @@ def test_merge_shards_and_reject_overlap(tmp_path):
     m = results.merge([a, b])
     assert len(m.records) == 2 and m.started == 1.0 and m.finished == 3.0
     b.records.append(rec("s390x", "1.33", "t2", "passed"))
-    from harness.errors import UserError
+    from harness.common.errors import UserError
 
     with pytest.raises(UserError, match="cell s390x-debian12-v1.33-none-qemu appears in two shards"):
         results.merge([a, b])

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import inventory, testhosts
-from harness.errors import UserError
+from harness.lab import testhosts
+from harness.matrix import inventory
+from harness.common.errors import UserError
 from conftest import ROOT, need
 
 MATRIX = "axes: {arch: [amd64], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], provider: [qemu]}\n"
@@ -160,7 +161,7 @@ def test_busy_host_waits_visibly_then_skips_with_reason(lab, tmp_path):
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites/test_binaries.py"), "-q", "-p", "no:cacheprovider",
            "--rootdir", str(ROOT), "--matrix", str(d / "matrix.yaml"), "--inventory", str(tmp_path / "hosts.yaml"),
            "--cell", "amd64-debian12-v1.32-none-ssh", "-rs", "--reports-dir", str(tmp_path / "r")]
-    from harness.providers.ssh import _lock
+    from harness.nodes.ssh import _lock
 
     held = _lock(inventory.load(tmp_path / "hosts.yaml").hosts[0])
     with held:

@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from harness import platforms, registry
-from harness.images.oci import Image, Layout, push
-from harness.localregistry import LocalRegistry
+from harness.matrix import platforms
+from harness.oci import client as registry
+from harness.oci.layout import Image, Layout, push
+from harness.services.registry import LocalRegistry
 from conftest import need
 
 SERVICE, ISSUER = "archmatrix-registry", "archmatrix-test-issuer"

@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from harness import noderegistry, platforms
+from harness.matrix import platforms
+from harness.services import noderegistry
 from harness.bootstrap import Options, get
-from harness.errors import InfraError
-from harness.images import build as images
-from harness.localregistry import free_port
-from harness.matrix import Cell
-from harness.providers import qemu
+from harness.common.errors import InfraError
+from harness.nodes.images import build as images
+from harness.services.registry import free_port
+from harness.matrix.cells import Cell
+from harness.nodes import qemu
 from conftest import need
 from test_upstream_plans import docker_archive
 

@@ -10,13 +10,14 @@ import tarfile
 
 import pytest
 
-from harness import matrix, platforms
+from harness.matrix import cells as matrix
+from harness.matrix import platforms
 from harness.bootstrap import Options, airgap, get
 from harness.bootstrap.kubeadm import config_api, repo_url
-from harness.errors import InfraError, UserError
-from harness.images.oci import Layout
-from harness.matrix import Cell
-from harness.noderegistry import pause_images
+from harness.common.errors import InfraError, UserError
+from harness.oci.layout import Layout
+from harness.matrix.cells import Cell
+from harness.services.noderegistry import pause_images
 from conftest import need
 
 
@@ -202,7 +203,7 @@ def test_airgap_images_are_pushed_to_a_real_registry(artifacts_dir, tmp_path):
     """The artifacts' tarballs reach Debian's docker-registry under kubeadm's names, with the
     arch they were built for (read back with skopeo, not from our own bookkeeping)."""
     need("docker-registry", "docker-registry")
-    from harness.localregistry import LocalRegistry
+    from harness.services.registry import LocalRegistry
 
     reg = LocalRegistry(tmp_path / "reg")
     try:

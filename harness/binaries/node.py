@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from .checks import elf
+from ..checks import elf
 from .rangefile import RangeFile
 
 

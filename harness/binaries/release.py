@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kube_versions, platforms
-from .checks import Verdict, elf
-from .errors import UserError
+from ..checks import Verdict, elf
+from ..common.errors import UserError
+from ..matrix import kube_versions, platforms
 
 # hack/lib/golang.sh KUBE_STATIC_LIBRARIES: built with CGO_ENABLED=0. kubelet is not in it.
 STATIC = {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kube-log-runner",

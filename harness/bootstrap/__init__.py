@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InfraError
-from ..matrix import BOOTSTRAPPERS, Cell
+from ..common.errors import InfraError
+from ..matrix.cells import BOOTSTRAPPERS, Cell
 
 _IMPLEMENTATIONS = {
     "none": "harness.bootstrap.none:NoBootstrapper",

@@ -19,9 +19,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import platforms
-from ..errors import InfraError, UserError
-from ..images.oci import require_skopeo
+from ..common.errors import InfraError, UserError
+from ..matrix import platforms
+from ..oci.layout import require_skopeo
 
 
 @dataclass(frozen=True)

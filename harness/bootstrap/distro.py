@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 
-from .. import noderegistry
-from ..errors import InfraError
-from ..matrix import Cell
+from ..common.errors import InfraError
+from ..matrix.cells import Cell
+from ..services import noderegistry
 from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
 
 KUBECTL_PACKAGE = {"bookworm": "kubernetes-client"}  # trixie and later: "kubectl"

@@ -6,8 +6,8 @@ artifacts' images (e.g. k3s-airgap-images-<arch>.tar) were pushed.
 """
 from __future__ import annotations
 
-from ..errors import InfraError, UserError
-from ..matrix import Cell
+from ..common.errors import InfraError, UserError
+from ..matrix.cells import Cell
 from . import APT, APT_UPDATE, Binary, Step
 from .planned import PlannedBootstrapper, heredoc
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..artifacts import STATIC
-from ..errors import InfraError, UserError
-from ..matrix import Cell
+from ..binaries.release import STATIC
+from ..common.errors import InfraError, UserError
+from ..matrix.cells import Cell
 from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Step, containerd
 from .planned import PlannedBootstrapper, heredoc
 

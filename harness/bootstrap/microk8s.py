@@ -5,8 +5,8 @@ harness registry (certs.d hosts.toml per upstream registry) where the artifacts'
 """
 from __future__ import annotations
 
-from ..errors import InfraError
-from ..matrix import Cell
+from ..common.errors import InfraError
+from ..matrix.cells import Cell
 from . import APT, APT_UPDATE, Binary, Step
 from .planned import PlannedBootstrapper, heredoc
 

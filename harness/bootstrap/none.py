@@ -2,7 +2,7 @@
 wrong arch shows up here), and any Kubernetes binary that happens to be on it."""
 from __future__ import annotations
 
-from ..matrix import Cell
+from ..matrix.cells import Cell
 from . import KNOWN_BINARIES, VERSION_ARGS, Binary, Bootstrapper
 
 

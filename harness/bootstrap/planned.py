@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .. import noderegistry
-from ..errors import InfraError
-from ..matrix import Cell
+from ..common.errors import InfraError
+from ..matrix.cells import Cell
+from ..services import noderegistry
 from . import Bootstrapper, Cluster, Step, run_steps
 from .airgap import Artifacts
 

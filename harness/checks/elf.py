@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from .. import kube_versions, platforms
+from ..matrix import kube_versions, platforms
 from . import Verdict
 
 

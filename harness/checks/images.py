@@ -1,7 +1,7 @@
 """Verdicts on OCI indexes, manifest lists and image configs (facts read by harness.registry)."""
 from __future__ import annotations
 
-from .. import platforms
+from ..matrix import platforms
 from . import Verdict
 
 

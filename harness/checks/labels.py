@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .. import kube_versions, platforms
+from ..matrix import kube_versions, platforms
 from . import Verdict
 
 ARCH, OS = "kubernetes.io/arch", "kubernetes.io/os"

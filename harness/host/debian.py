@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .errors import InfraError, UserError
+from ..common.errors import InfraError, UserError
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 LISTS_MAX_AGE = 24 * 3600

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from .errors import UserError
+from ..common.errors import UserError
 
 # What each provider needs on the host, beyond Python packages.
 PROVIDER_PACKAGES = {
@@ -27,7 +27,7 @@ TEST_PACKAGES = ({"qemu-user-static", "qemu-system-x86", "qemu-system-arm", "qem
 
 
 def for_cells(cells) -> set[str]:
-    from . import platforms
+    from ..matrix import platforms
 
     pkgs: set[str] = set()
     for c in cells:

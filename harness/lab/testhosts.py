@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from . import debian
-from .errors import InfraError, UserError
+from ..common.errors import InfraError, UserError
+from ..host import debian
 
 PREFIX = "amh"  # netns and veth names: amh<N>, amh<N>r (root end), amh<N>n (namespace end)
 

@@ -32,8 +32,8 @@ from typing import Annotated, Iterable, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
+from ..common.errors import UserError
 from . import kube_versions, platforms
-from .errors import UserError
 
 AXES = ("arch", "distro", "kubernetes", "bootstrapper", "provider")
 BOOTSTRAPPERS = ("none", "distro", "kubeadm", "microk8s", "k3s")

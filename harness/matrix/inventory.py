@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from . import platforms
-from .errors import UserError
+from ..common.errors import UserError
 
 
 def _arch(v: str) -> str:
@@ -85,7 +85,7 @@ class Inventory(BaseModel):
 
 
 def load(path: str | Path) -> Inventory:
-    from .matrix import parse
+    from .cells import parse
 
     inv = parse(path, Inventory, "inventory")
     for i, h in enumerate(inv.hosts):

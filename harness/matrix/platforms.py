@@ -10,7 +10,7 @@ import difflib
 import platform as _host_platform
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from ..common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import InfraError, UserError
-from ..matrix import PROVIDERS, Cell
+from ..common.errors import InfraError, UserError
+from ..matrix.cells import PROVIDERS, Cell
 
 # name -> module:class, imported only when a cell uses it (paramiko/docker are slow to import)
 _IMPLEMENTATIONS = {
-    "local": "harness.providers.local:LocalProvider",
-    "qemu": "harness.providers.qemu:QemuProvider",
-    "ssh": "harness.providers.ssh:SshProvider",
-    "docker": "harness.providers.docker:DockerProvider",
+    "local": "harness.nodes.local:LocalProvider",
+    "qemu": "harness.nodes.qemu:QemuProvider",
+    "ssh": "harness.nodes.ssh:SshProvider",
+    "docker": "harness.nodes.docker:DockerProvider",
 }
 
 
@@ -101,7 +101,7 @@ class Node:
         if not self.ssh_config:
             raise InfraError(f"{self.cell.id}: provider {self.cell.provider} has no SSH connection to tunnel "
                              f"through", retryable=False)
-        from ..localregistry import free_port
+        from ..services.registry import free_port
 
         self.run("true")  # the ControlMaster exists once a command has run
         port = free_port()

@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import platforms
-from ..dockerengine import DockerEngine, version
-from ..errors import InfraError
-from ..images import build as images
-from ..matrix import Cell
-from . import Node, Provider
+from ..common.errors import InfraError
+from ..matrix import platforms
+from ..matrix.cells import Cell
+from ..services.dockerd import DockerEngine, version
+from .base import Node, Provider
+from .images import build as images
 
 _ENGINE: DockerEngine | None = None  # one private engine per process, started on first use
 EXCLUDE = ("./boot", "./usr/lib/modules", "./lib/modules", "./vmlinuz", "./vmlinuz.old", "./initrd.img",

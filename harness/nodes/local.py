@@ -4,8 +4,8 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from ..matrix import Cell
-from . import Node, Provider
+from ..matrix.cells import Cell
+from .base import Node, Provider
 
 
 class LocalProvider(Provider):

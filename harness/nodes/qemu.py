@@ -18,12 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import debian, platforms, procgroup
-from ..errors import InfraError
-from ..images import build as images
-from ..localregistry import free_port
-from ..matrix import Cell
-from . import Node, Provider, sshconfig
+from ..common.errors import InfraError
+from ..host import debian
+from ..matrix import platforms
+from ..matrix.cells import Cell
+from ..services import procs
+from ..services.registry import free_port
+from . import sshconfig
+from .base import Node, Provider
+from .images import build as images
 
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
 
@@ -91,7 +94,7 @@ class QemuNode:
         self.proc = subprocess.Popen(cmd + ["-pidfile", str(self.tmp / "qemu.pid")], stdin=subprocess.DEVNULL,
                                      stdout=open(self.artifacts / "qemu.log", "wb"), stderr=subprocess.STDOUT,
                                      start_new_session=True,
-                                     preexec_fn=None if self.detachable else procgroup.die_with_parent())
+                                     preexec_fn=None if self.detachable else procs.die_with_parent())
         self._write_record(kept=False)
 
     def _write_record(self, kept: bool) -> None:
@@ -161,7 +164,7 @@ class QemuNode:
             return
         sshconfig.close(self.tmp)
         if self.proc is not None:
-            procgroup.stop(self.proc)
+            procs.stop(self.proc)
         self.record.unlink(missing_ok=True)
         self.overlay.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .. import debian, inventory
-from ..errors import InfraError, Unavailable, UserError
-from ..matrix import Cell
-from . import Node, Provider, sshconfig
+from ..common.errors import InfraError, Unavailable, UserError
+from ..host import debian
+from ..matrix import inventory
+from ..matrix.cells import Cell
+from . import sshconfig
+from .base import Node, Provider
 
 
 def _lock(host: inventory.Host) -> FileLock:

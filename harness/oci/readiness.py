@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from . import kube_versions, platforms
-from .checks import images
-from .errors import UserError
-from .registry import Client, RegistryError
+from ..checks import images
+from ..common.errors import UserError
+from ..matrix import kube_versions, platforms
+from .client import Client, RegistryError
 
 
 @dataclass

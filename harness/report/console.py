@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from .. import platforms
+from ..matrix import platforms
 
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "E", "unsupported": "-", "skipped": "s"}
 

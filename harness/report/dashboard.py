@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
 
-from .. import platforms
+from ..matrix import platforms
 from .console import cell_status, summarize
 from .history import analyse
 

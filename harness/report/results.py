@@ -55,7 +55,7 @@ def new_run(shard: str | None = None) -> Run:
 
 
 def load(path: str | Path) -> Run:
-    from ..errors import UserError
+    from ..common.errors import UserError
 
     p = Path(path)
     try:
@@ -80,7 +80,7 @@ def save(run: Run, path: str | Path) -> Path:
 
 def merge(runs: list[Run]) -> Run:
     """Shards of one run -> one run (records joined; a cell in two shards is an error)."""
-    from ..errors import UserError
+    from ..common.errors import UserError
 
     if not runs:
         raise UserError("report --merge: no results to merge")

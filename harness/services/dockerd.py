@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import procgroup
-from .errors import InfraError
+from ..common.errors import InfraError
+from . import procs
 
 PREFIX = "am-dockerd-"
 
@@ -36,7 +36,7 @@ class DockerEngine:
              "--pidfile", str(self.root / "dockerd.pid"), "-H", self.url, "--bridge=none", "--iptables=false",
              "--ip-masq=false", "--ip-forward=false"],
             stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=procgroup.die_with_parent(signal.SIGTERM))  # TERM: it stops its containers
+            start_new_session=True, preexec_fn=procs.die_with_parent(signal.SIGTERM))  # TERM: it stops its containers
         atexit.register(self.stop)
         self._wait()
         self.start_seconds = round(time.monotonic() - t0, 2)
@@ -75,7 +75,7 @@ class DockerEngine:
                     c.remove(force=True)
             except Exception:  # noqa: BLE001 - the engine may already be half down: SIGTERM anyway
                 pass
-        procgroup.stop(self.proc, grace=30)  # dockerd stops its containerd on SIGTERM
+        procs.stop(self.proc, grace=30)  # dockerd stops its containerd on SIGTERM
         _remove(self.root)
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import debian, platforms
-from .images.oci import Image, Layout, push
-from .localregistry import LocalRegistry
+from ..host import debian
+from ..matrix import platforms
+from ..oci.layout import Image, Layout, push
+from .registry import LocalRegistry
 
 GUEST_GATEWAY = "10.0.2.2"  # QEMU user-mode networking: the host's loopback as the guest sees it
 _REGISTRY: LocalRegistry | None = None

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from . import procgroup
-from .errors import InfraError
+from ..common.errors import InfraError
+from . import procs
 
 BINARY = "docker-registry"
 
@@ -69,7 +69,7 @@ class LocalRegistry:
         return self.proc.pid
 
     def stop(self) -> None:
-        procgroup.stop(self.proc, grace=5)
+        procs.stop(self.proc, grace=5)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -21,8 +21,10 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from .. import debian, platforms, procgroup
-from ..errors import InfraError, UserError
+from ...common.errors import InfraError, UserError
+from ...host import debian
+from ...matrix import platforms
+from ...services import procs
 
 BUILDER_VERSION = "1"
 # python3 is not needed: testinfra's ssh backend runs shell commands only
@@ -156,13 +158,13 @@ def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
         cmd = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", *cmd]
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env={**os.environ, **(env or {})}, start_new_session=True,
-                             preexec_fn=procgroup.die_with_parent(signal.SIGKILL))
+                             preexec_fn=procs.die_with_parent(signal.SIGKILL))
         try:
             while p.poll() is None:
                 if _CANCEL.wait(0.5):
                     raise KeyboardInterrupt(f"{what}: cancelled")
         except BaseException:
-            procgroup.stop(p, grace=5)
+            procs.stop(p, grace=5)
             raise
     if p.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])

@@ -19,8 +19,9 @@ from typing import Callable
 
 from filelock import FileLock
 
-from .. import debian, platforms
-from ..errors import UserError
+from ...common.errors import UserError
+from ...host import debian
+from ...matrix import platforms
 
 BASE_URL = "https://cloud-images.ubuntu.com"
 HEADROOM = "+4G"
