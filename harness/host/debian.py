@@ -15,16 +15,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..common.errors import InfraError, UserError
+from ..common.paths import cache_dir
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 LISTS_MAX_AGE = 24 * 3600
-
-
-def cache_dir() -> Path:
-    base = Path(os.environ.get("ARCHMATRIX_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                / "archmatrix")
-    base.mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def mirror(sources_dir: str = "/etc/apt/sources.list.d", sources_list: str = "/etc/apt/sources.list") -> str:

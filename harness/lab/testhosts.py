@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..common.errors import InfraError, UserError
-from ..host import debian
+from ..common.paths import cache_dir
 
 PREFIX = "amh"  # netns and veth names: amh<N>, amh<N>r (root end), amh<N>n (namespace end)
 
@@ -167,7 +167,7 @@ def up(inv: Path, specs: list[str]) -> list[LabHost]:
     """specs: NAME:ARCH:DISTRO, the arch/distro each host claims (the host is really this machine)."""
     if _state(inv).exists():
         raise UserError(f"{_state(inv)} exists: run `archmatrix testhosts down --inventory {inv}` first")
-    base = debian.cache_dir() / "testhosts"
+    base = cache_dir() / "testhosts"
     base.mkdir(exist_ok=True)
     key = base / "client_ed25519"
     if not key.is_file():

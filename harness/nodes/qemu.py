@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..common.errors import InfraError
-from ..host import debian
+from ..common.paths import cache_dir
 from ..matrix import platforms
 from ..matrix.cells import Cell
 from ..services import procs
@@ -32,7 +32,7 @@ BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s
 
 
 def run_dir() -> Path:
-    d = debian.cache_dir() / "run"
+    d = cache_dir() / "run"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..common.errors import InfraError, Unavailable, UserError
-from ..host import debian
+from ..common.paths import cache_dir
 from ..matrix import inventory
 from ..matrix.cells import Cell
 from . import sshconfig
@@ -23,7 +23,7 @@ from .base import Node, Provider
 
 
 def _lock(host: inventory.Host) -> FileLock:
-    d = debian.cache_dir() / "host-locks"
+    d = cache_dir() / "host-locks"
     d.mkdir(exist_ok=True)
     return FileLock(str(d / f"{host.name}.lock"))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ..common.paths import cache_dir
 from ..host import debian
 from ..matrix import platforms
 from ..oci.layout import Image, Layout, push
@@ -27,7 +28,7 @@ def guest_host(registry_host: str) -> str:
 
 def busybox(p: platforms.Platform) -> bytes:
     suite = next(d.release for d in platforms.DISTROS if d.family == "debian" and p.name in d.arches)
-    with FileLock(str(debian.cache_dir() / "busybox.lock")):
+    with FileLock(str(cache_dir() / "busybox.lock")):
         return debian.fetch_file("busybox-static", p.debian, "bin/busybox", suite).read_bytes()
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from ...common.errors import InfraError, UserError
+from ...common.paths import cache_dir
 from ...host import debian
 from ...matrix import platforms
 from ...services import procs
@@ -93,7 +94,7 @@ class BaseImage:
 
 
 def images_dir() -> Path:
-    d = debian.cache_dir() / "images"
+    d = cache_dir() / "images"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -20,7 +20,7 @@ from typing import Callable
 from filelock import FileLock
 
 from ...common.errors import UserError
-from ...host import debian
+from ...common.paths import cache_dir
 from ...matrix import platforms
 
 BASE_URL = "https://cloud-images.ubuntu.com"
@@ -38,7 +38,7 @@ runcmd:
 
 
 def downloads_dir() -> Path:
-    d = debian.cache_dir() / "downloads"
+    d = cache_dir() / "downloads"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
