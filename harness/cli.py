@@ -129,11 +129,12 @@ def cmd_report(args) -> int:
 def cmd_images(args) -> int:
     from .matrix import platforms
     from .nodes.images import build as images
+    from .nodes.images import cache
 
     if args.action == "list":
         for d in sorted(images.images_dir().iterdir()):
             if d.is_dir() and not d.name.startswith("."):
-                ok = images._complete(d)
+                ok = cache.complete(d)
                 m = json.loads((d / "manifest.json").read_text()) if ok else {}
                 size = sum(f.stat().st_size for f in d.iterdir()) / 1e6
                 print(f"{d.name:32} {'complete' if ok else 'INCOMPLETE'} {size:7.0f} MB "
@@ -162,13 +163,13 @@ def cmd_images(args) -> int:
                 for img in pool.map(one, pairs):
                     print(f"{img.path}")
             except KeyboardInterrupt:
-                images.cancel()  # Ctrl-C reaches this thread only: stop the builds in the others
+                cache.cancel()  # Ctrl-C reaches this thread only: stop the builds in the others
                 raise
         return 0
     for p, d in pairs:
         if args.action == "verify":
             img = images.lookup(p, d)
-            problems = ["not built (or incomplete)"] if img is None else images.verify(img)
+            problems = ["not built (or incomplete)"] if img is None else cache.verify(img)
             bad += bool(problems)
             print(f"{d.name}/{p.name}: " + ("ok" if not problems else "; ".join(problems)))
         elif args.action == "rm":

@@ -16,6 +16,7 @@ from harness.matrix import platforms
 from harness.common.errors import InfraError, UserError
 from harness.nodes.images import build as images
 from harness.nodes.images import cloud
+from harness.nodes.images.cache import verify
 from harness.nodes import qemu
 from conftest import ROOT, need
 
@@ -46,7 +47,7 @@ def test_corrupt_entry_is_detected_and_verify_names_the_file(amd64_image, cache)
         b = f.read(1)
         f.seek(4096)
         f.write(bytes([b[0] ^ 0xFF]))
-    assert images.verify(images.lookup(A("amd64"), D("debian12"))) == ["kernel: sha256 differs from the manifest"]
+    assert verify(images.lookup(A("amd64"), D("debian12"))) == ["kernel: sha256 differs from the manifest"]
     with open(entry / "disk.qcow2", "r+b") as f:  # half-written: shorter than the manifest says
         f.truncate(1 << 20)
     assert images.lookup(A("amd64"), D("debian12")) is None  # never handed to QEMU
@@ -133,7 +134,7 @@ def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(cache):
     assert f"image {img.path.name}: removing {stale[0]}, left by an interrupted build" in lines
     with open("/proc/mounts") as f:
         assert [line for line in f if str(cache) in line] == []
-    assert not (images.images_dir() / stale[0]).exists() and images.verify(img) == []
+    assert not (images.images_dir() / stale[0]).exists() and verify(img) == []
 
 
 def test_two_runs_at_once_build_once_and_boot_on_their_own_ports(amd64_image, cache, tmp_path):
@@ -189,7 +190,7 @@ def test_ubuntu_cloud_image_is_imported_with_a_nocloud_seed(amd64_image, cache):
     for src, name in zip(("disk.qcow2", "kernel", "initrd"), names):
         shutil.copyfile(amd64_image.path / src, cloud.downloads_dir() / name)
     img = images.build(A("amd64"), D("ubuntu2204"), progress=print)
-    assert images.verify(img) == []
+    assert verify(img) == []
     root, seed = img.boot()
     assert root == "LABEL=cloudimg-rootfs" and seed == img.path / "seed.iso"
     iso = seed.read_bytes()

@@ -15,6 +15,7 @@ import pytest
 
 from harness.matrix import platforms
 from harness.common.errors import InfraError
+from harness.host import binfmt
 from harness.nodes.images import build as images
 from harness.matrix.cells import Cell
 from harness.nodes import qemu
@@ -156,7 +157,7 @@ def test_sigint_tears_the_node_down(image, tmp_path):
 @pytest.mark.parametrize("p", [pytest.param(p, id=p.name) for p in platforms.PLATFORMS if p is not platforms.host()])
 def test_binfmt_entry_registered_for_foreign_arch(p):
     need(p.qemu_user, "qemu-user-static")
-    images.ensure_binfmt(p)
+    binfmt.ensure(p)
     entry = Path("/proc/sys/fs/binfmt_misc") / p.qemu_user.removesuffix("-static")
     assert entry.is_file() and "enabled" in entry.read_text()
 

@@ -20,7 +20,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
-from . import platforms
+from . import platforms, yamlfile
 from ..common.errors import UserError
 
 
@@ -85,9 +85,7 @@ class Inventory(BaseModel):
 
 
 def load(path: str | Path) -> Inventory:
-    from .cells import parse
-
-    inv = parse(path, Inventory, "inventory")
+    inv = yamlfile.parse(path, Inventory, "inventory")
     for i, h in enumerate(inv.hosts):
         for what, f in (("key", h.key_path()), ("known_hosts", h.known_hosts_path())):
             if not f.is_file():

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..common.errors import InfraError
+from ..host import binfmt
 from ..matrix import platforms
 from ..matrix.cells import Cell
 from ..services.dockerd import DockerEngine, version
@@ -91,7 +92,7 @@ class DockerProvider(Provider):
         client = docker.DockerClient(base_url=url, timeout=120)
         p = cell.platform
         if p is not platforms.host():
-            images.ensure_binfmt(p)
+            binfmt.ensure(p)
         img = images.build(p, cell.os, progress=self.progress)
         tag = import_image(client, url, img, p, self.progress)
         t0 = time.monotonic()

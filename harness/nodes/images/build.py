@@ -5,29 +5,22 @@ cache under a lock: parallel workers build once; a half-written image is never v
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock, Timeout
-
 from ...common.errors import InfraError, UserError
-from ...common.paths import cache_dir
-from ...host import debian
+from ...host import binfmt, debian
 from ...matrix import platforms
-from ...services import procs
+from . import cloud
+from .cache import BUILDER_VERSION, BaseImage, complete, images_dir, locked, login_key, run, write_manifest
 
-BUILDER_VERSION = "1"
 # python3 is not needed: testinfra's ssh backend runs shell commands only
 PACKAGES = ("systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "udev")
 # initramfs-tools: only the modules a virt machine needs (MODULES=most took ~10 min under emulation)
@@ -61,44 +54,6 @@ WantedBy=multi-user.target
 """
 
 
-@dataclass(frozen=True)
-class BaseImage:
-    path: Path  # the cache entry directory
-    arch: str
-    distro: str
-
-    @property
-    def disk(self) -> Path:
-        return self.path / "disk.qcow2"
-
-    @property
-    def kernel(self) -> Path:
-        return self.path / "kernel"
-
-    @property
-    def initrd(self) -> Path:
-        return self.path / "initrd"
-
-    @property
-    def ssh_key(self) -> Path:
-        return self.path / "id_ed25519"
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
-
-    def boot(self) -> tuple[str, Path | None]:
-        """The kernel's root= and the cloud-init seed disk, if the image has one (imported cloud images)."""
-        m = self.manifest if (self.path / "manifest.json").is_file() else {}
-        return m.get("root", "/dev/vda"), (self.path / m["seed"]) if m.get("seed") else None
-
-
-def images_dir() -> Path:
-    d = cache_dir() / "images"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def key(p: platforms.Platform, d: platforms.Distro) -> str:
     """Content address: arch, distro, package set, module list, builder version."""
     spec = {"arch": p.name, "distro": d.name, "release": d.release, "packages": sorted(PACKAGES + (p.kernel_package,)),
@@ -106,72 +61,9 @@ def key(p: platforms.Platform, d: platforms.Distro) -> str:
     return f"{d.name}-{p.name}-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _complete(path: Path) -> bool:
-    """A cache entry is usable when its manifest exists and every file has the recorded size."""
-    m = path / "manifest.json"
-    if not m.is_file():
-        return False
-    try:
-        files = json.loads(m.read_text())["files"]
-    except (ValueError, KeyError):
-        return False
-    return all((path / f).is_file() and (path / f).stat().st_size == info["size"] for f, info in files.items())
-
-
 def lookup(p: platforms.Platform, d: platforms.Distro) -> BaseImage | None:
     path = images_dir() / key(p, d)
-    return BaseImage(path, p.name, d.name) if _complete(path) else None
-
-
-def verify(img: BaseImage) -> list[str]:
-    """Full check (sha256 of every file): what is wrong, or nothing."""
-    problems = []
-    for f, info in img.manifest["files"].items():
-        fp = img.path / f
-        if not fp.is_file():
-            problems.append(f"{f}: missing")
-            continue
-        h = hashlib.sha256()
-        with open(fp, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != info["sha256"]:
-            problems.append(f"{f}: sha256 differs from the manifest")
-    return problems
-
-
-_CANCEL = threading.Event()  # set by cancel(): builds in other threads stop (Ctrl-C reaches the main thread only)
-
-
-def cancel() -> None:
-    _CANCEL.set()
-
-
-def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
-    with open(log, "ab") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n".encode())
-        out.flush()
-        # A build never outlives its run: its own process group, stopped on any exception (Ctrl-C);
-        # and a PID namespace of its own (util-linux unshare): when the worker dies, PDEATHSIG kills
-        # unshare, --kill-child its child, and the kernel every process in the namespace (mmdebstrap
-        # itself defers SIGTERM until its emulated dpkg run ends: minutes). Mounts it leaves in its
-        # root are removed with the work dir (_remove), by this build or the next one.
-        cmd = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", *cmd]
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env={**os.environ, **(env or {})}, start_new_session=True,
-                             preexec_fn=procs.die_with_parent(signal.SIGKILL))
-        try:
-            while p.poll() is None:
-                if _CANCEL.wait(0.5):
-                    raise KeyboardInterrupt(f"{what}: cancelled")
-        except BaseException:
-            procs.stop(p, grace=5)
-            raise
-    if p.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        full = any(x in tail for x in ("No space left on device", "enough free space"))
-        why = f"the disk holding {log.parent.parent} is full" if full else f"exit {p.returncode}"
-        raise InfraError(f"{what} failed ({why})", artifacts={"build log": log}, log_tail=tail, retryable=not full)
+    return BaseImage(path, p.name, d.name) if complete(path) else None
 
 
 def _check_tools(p: platforms.Platform) -> None:
@@ -183,63 +75,26 @@ def _check_tools(p: platforms.Platform) -> None:
         raise UserError(f"building a {p.name} image needs: apt-get install -y {' '.join(missing)}")
 
 
-def ensure_binfmt(p: platforms.Platform) -> None:
-    """Foreign maintainer scripts run under qemu-user through binfmt_misc: mount and register it."""
-    if p is platforms.host():
-        return
-    mnt = Path("/proc/sys/fs/binfmt_misc")
-    if not (mnt / "register").exists():
-        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(mnt)], check=False, capture_output=True)
-    name = p.qemu_user.removesuffix("-static")  # qemu-arm, qemu-aarch64, qemu-s390x: binfmt entry names
-    entry = mnt / name
-    conf = Path(f"/usr/lib/binfmt.d/{name}.conf")
-    if not entry.exists() and conf.is_file() and (mnt / "register").exists():
-        try:
-            (mnt / "register").write_text(conf.read_text().strip())
-        except OSError:
-            pass
-    if not entry.exists():
-        raise InfraError(f"binfmt_misc has no {name} entry: apt-get install qemu-user-static (in a container: "
-                         f"mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)", retryable=False)
-
-
-@contextlib.contextmanager
-def _locked(final: Path, progress):
-    """Hold the cache entry's lock; say so when another process holds it (a build takes minutes)."""
-    lock = FileLock(str(final) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        progress(f"image {final.name}: another process is building it; waiting for its lock")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], None] = print) -> BaseImage:
     """The cached image for (arch, distro), building it under a lock if needed."""
     if p.name not in d.arches:
         raise UserError(f"{d.name} has no {p.name} port (it exists for {', '.join(d.arches)})")
     final = images_dir() / key(p, d)
-    if d.family == "ubuntu" and not _complete(final):
-        from . import cloud
-
+    if d.family == "ubuntu" and not complete(final):
         found = cloud.find_downloads(p, d)
         if found is None:
             raise UserError(cloud.missing_message(p, d))
         cloud.import_image(p, d, *map(str, found), final=final, progress=progress)
     if d.family not in ("debian", "ubuntu"):
         raise UserError(f"{d.name}: no QEMU image for the {d.family} family (Windows nodes join over ssh)")
-    with _locked(final, progress):
-        if _complete(final):
+    with locked(final, progress):
+        if complete(final):
             return BaseImage(final, p.name, d.name)
         if final.exists():
             progress(f"image {final.name}: incomplete or corrupt, rebuilding")
             shutil.rmtree(final)
         _check_tools(p)
-        ensure_binfmt(p)
+        binfmt.ensure(p)
         for stale in images_dir().glob(f".{final.name}-*"):  # a killed builder's (we hold the lock)
             progress(f"image {final.name}: removing {stale.name}, left by an interrupted build")
             _remove(stale)
@@ -249,7 +104,7 @@ def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], 
             os.replace(work / "out", final)
         except BaseException:
             _remove(work)
-            shutil.rmtree(final, ignore_errors=True) if not _complete(final) else None
+            shutil.rmtree(final, ignore_errors=True) if not complete(final) else None
             raise
         _remove(work)
         return BaseImage(final, p.name, d.name)
@@ -282,8 +137,8 @@ def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress
     hook.chmod(0o755)
     progress(f"image {d.name}/{p.name}: mmdebstrap {d.release} (foreign arches run maintainer scripts "
              f"under qemu-user: minutes)")
-    _run(["mmdebstrap", "--variant=apt", f"--arch={p.debian}", "--include=" + ",".join(PACKAGES + (p.kernel_package,)),
-          f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.mirror()], "mmdebstrap", log)
+    run(["mmdebstrap", "--variant=apt", f"--arch={p.debian}", "--include=" + ",".join(PACKAGES + (p.kernel_package,)),
+         f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.mirror()], "mmdebstrap", log)
     progress(f"image {d.name}/{p.name}: rootfs in {time.monotonic() - t0:.0f} s; configuring")
     _configure(root, p, out)
     boot = root / "boot"
@@ -295,17 +150,12 @@ def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress
     shutil.copyfile(initrds[-1], out / "initrd")
     size_mb = int(subprocess.run(["du", "-sm", str(root)], capture_output=True, text=True).stdout.split()[0])
     raw = work / "disk.raw"
-    _run(["mkfs.ext4", "-q", "-L", "root", "-d", str(root), str(raw), f"{size_mb + DISK_HEADROOM_MB}M"], "mkfs.ext4", log)
-    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2")], "qemu-img convert", log)
+    run(["mkfs.ext4", "-q", "-L", "root", "-d", str(root), str(raw), f"{size_mb + DISK_HEADROOM_MB}M"], "mkfs.ext4", log)
+    run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2")], "qemu-img convert", log)
     raw.unlink()
-    files = {}
-    for f in ("disk.qcow2", "kernel", "initrd", "id_ed25519", "id_ed25519.pub"):
-        h = hashlib.sha256((out / f).read_bytes()).hexdigest()
-        files[f] = {"size": (out / f).stat().st_size, "sha256": h}
-    (out / "manifest.json").write_text(json.dumps({
-        "arch": p.name, "distro": d.name, "release": d.release, "builder": BUILDER_VERSION,
-        "packages": sorted(PACKAGES + (p.kernel_package,)), "kernel": kernels[-1].name,
-        "build_seconds": round(time.monotonic() - t0, 1), "files": files}, indent=1))
+    write_manifest(out, p, d, ("disk.qcow2", "kernel", "initrd", "id_ed25519", "id_ed25519.pub"),
+                   packages=sorted(PACKAGES + (p.kernel_package,)), kernel=kernels[-1].name,
+                   build_seconds=round(time.monotonic() - t0, 1))
     shutil.copyfile(log, out / "build.log")
     progress(f"image {d.name}/{p.name}: done in {time.monotonic() - t0:.0f} s")
 
@@ -326,8 +176,7 @@ def _configure(root: Path, p: platforms.Platform, out: Path) -> None:
     units = root / "etc/systemd/system"
     (units / "archmatrix-hostkey.service").write_text(FIRSTBOOT)
     (units / "archmatrix-ready.service").write_text(READY)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "archmatrix", "-f", str(out / "id_ed25519")],
-                   check=True)
+    login_key(out)
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text((out / "id_ed25519.pub").read_text())

@@ -8,8 +8,6 @@ make: our login key and the same console markers a built image prints.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -17,11 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
-
 from ...common.errors import UserError
 from ...common.paths import cache_dir
 from ...matrix import platforms
+from .cache import locked, login_key, run, write_manifest
 
 BASE_URL = "https://cloud-images.ubuntu.com"
 HEADROOM = "+4G"
@@ -97,12 +94,10 @@ def import_image(p: platforms.Platform, d: platforms.Distro, disk: str, kernel: 
                  final: Path, progress: Callable[[str], None] = print) -> Path:
     """Cache entry `final` from a cloud image: qcow2 disk grown by HEADROOM, kernel, initrd,
     a fresh login key and the NoCloud seed. Built in a temp dir, renamed, manifest last."""
-    from .build import BUILDER_VERSION, _run
-
     if shutil.which("genisoimage") is None:
         raise UserError("importing a cloud image needs: apt-get install -y genisoimage")
     srcs = [fetch(x, downloads_dir()) for x in (disk, kernel, initrd)]
-    with FileLock(str(final) + ".lock"):
+    with locked(final, progress):
         work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         out, log = work / "out", work / "import.log"
         out.mkdir()
@@ -111,26 +106,20 @@ def import_image(p: platforms.Platform, d: platforms.Distro, disk: str, kernel: 
             if info.returncode != 0:
                 raise UserError(f"{srcs[0]}: not a disk image qemu-img can read: {info.stderr.strip()}")
             progress(f"image {d.name}/{p.name}: importing {srcs[0].name}")
-            _run(["qemu-img", "convert", "-O", "qcow2", str(srcs[0]), str(out / "disk.qcow2")], "qemu-img convert", log)
-            _run(["qemu-img", "resize", "-q", str(out / "disk.qcow2"), HEADROOM], "qemu-img resize", log)
+            run(["qemu-img", "convert", "-O", "qcow2", str(srcs[0]), str(out / "disk.qcow2")], "qemu-img convert", log)
+            run(["qemu-img", "resize", "-q", str(out / "disk.qcow2"), HEADROOM], "qemu-img resize", log)
             shutil.copyfile(srcs[1], out / "kernel")
             shutil.copyfile(srcs[2], out / "initrd")
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "archmatrix", "-f",
-                            str(out / "id_ed25519")], check=True)
+            login_key(out)
             seed = work / "seed"
             seed.mkdir()
             (seed / "user-data").write_text(USER_DATA.format(key=(out / "id_ed25519.pub").read_text().strip()))
             (seed / "meta-data").write_text(f"instance-id: archmatrix-{final.name}\nlocal-hostname: archmatrix-{p.name}\n")
-            _run(["genisoimage", "-quiet", "-output", str(out / "seed.iso"), "-volid", "cidata", "-joliet", "-rock",
-                  str(seed / "user-data"), str(seed / "meta-data")], "genisoimage (NoCloud seed)", log)
-            files = {}
-            for f in ("disk.qcow2", "kernel", "initrd", "id_ed25519", "id_ed25519.pub", "seed.iso"):
-                files[f] = {"size": (out / f).stat().st_size,
-                            "sha256": hashlib.sha256((out / f).read_bytes()).hexdigest()}
-            (out / "manifest.json").write_text(json.dumps({
-                "arch": p.name, "distro": d.name, "release": d.release, "builder": BUILDER_VERSION,
-                "source": [str(s) for s in srcs], "kernel": srcs[1].name, "root": "LABEL=cloudimg-rootfs",
-                "seed": "seed.iso", "build_seconds": 0, "files": files}, indent=1))
+            run(["genisoimage", "-quiet", "-output", str(out / "seed.iso"), "-volid", "cidata", "-joliet", "-rock",
+                 str(seed / "user-data"), str(seed / "meta-data")], "genisoimage (NoCloud seed)", log)
+            write_manifest(out, p, d, ("disk.qcow2", "kernel", "initrd", "id_ed25519", "id_ed25519.pub", "seed.iso"),
+                           source=[str(s) for s in srcs], kernel=srcs[1].name, root="LABEL=cloudimg-rootfs",
+                           seed="seed.iso", build_seconds=0)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(out, final)
