@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.matrix import platforms
 from harness.nodes.images import build as images
-from harness.services.registry import free_port
+from harness.services.ports import free_port
 from harness.matrix.cells import Cell
 from harness.nodes import qemu
 

@@ -23,6 +23,7 @@ import yaml
 
 from ..common.errors import InfraError, UserError
 from ..common.paths import cache_dir
+from ..services import waiting
 
 PREFIX = "amh"  # netns and veth names: amh<N>, amh<N>r (root end), amh<N>n (namespace end)
 
@@ -99,17 +100,16 @@ def start(name: str, claims_arch: str, claims_distro: str, base: Path, client_ke
 
 
 def _wait_listening(addr: str, proc: subprocess.Popen, d: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise InfraError(f"sshd in {d.name} exited: {(d / 'sshd.log').read_text()[-500:]}")
+    def banner() -> bool:
         try:
             with socket.create_connection((addr, 22), timeout=1) as s:
-                if s.recv(8).startswith(b"SSH-"):
-                    return
+                return s.recv(8).startswith(b"SSH-")
         except OSError:
-            time.sleep(0.1)
-    raise InfraError(f"sshd in {d.name} did not listen on {addr}:22 within 10 s")
+            return False
+
+    waiting.until_ready(proc, banner, 10, 0.1,
+                        exited=lambda: InfraError(f"sshd in {d.name} exited: {(d / 'sshd.log').read_text()[-500:]}"),
+                        late=lambda: InfraError(f"sshd in {d.name} did not listen on {addr}:22 within 10 s"))
 
 
 def _kill(pid: int) -> None:

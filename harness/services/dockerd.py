@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..common.errors import InfraError
-from . import procs
+from . import procs, waiting
 
 PREFIX = "am-dockerd-"
 
@@ -41,24 +41,22 @@ class DockerEngine:
         self._wait()
         self.start_seconds = round(time.monotonic() - t0, 2)
 
-    def _wait(self, seconds: float = 60) -> None:
+    def _answers(self) -> bool:
         import docker
 
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-800:]
-                self.stop()
-                raise InfraError(f"dockerd exited ({self.proc.returncode})", log_tail=tail, retryable=False)
-            if (self.root / "docker.sock").exists():
-                try:
-                    docker.DockerClient(base_url=self.url, timeout=5).ping()
-                    return
-                except Exception:  # noqa: BLE001 - not up yet: any API error means "try again"
-                    pass
-            time.sleep(0.2)
-        self.stop()
-        raise InfraError(f"dockerd did not answer on {self.url} within {seconds:.0f} s")
+        if not (self.root / "docker.sock").exists():
+            return False
+        try:
+            docker.DockerClient(base_url=self.url, timeout=5).ping()
+            return True
+        except Exception:  # noqa: BLE001 - not up yet: any API error means "try again"
+            return False
+
+    def _wait(self, seconds: float = 60) -> None:
+        waiting.until_ready(self.proc, self._answers, seconds, 0.2, stop=self.stop,
+                            exited=lambda: InfraError(f"dockerd exited ({self.proc.returncode})", retryable=False,
+                                                      log_tail=self.log.read_text(errors="replace")[-800:]),
+                            late=lambda: InfraError(f"dockerd did not answer on {self.url} within {seconds:.0f} s"))
 
     @property
     def pid(self) -> int:

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
 from ..common.errors import InfraError
-from . import procs
+from . import procs, waiting
+from .ports import free_port
 
 BINARY = "docker-registry"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalRegistry:
@@ -49,20 +42,17 @@ class LocalRegistry:
         atexit.register(self.stop)
         self._wait()
 
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"http://{self.host}/v2/", timeout=1).status_code == self._ready
+        except requests.RequestException:
+            return False
+
     def _wait(self, seconds: float = 15) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise InfraError(f"docker-registry exited ({self.proc.returncode}): {self.log.read_text()[-500:]}")
-            try:
-                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == self._ready:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise InfraError(f"docker-registry on {self.host} not ready after {seconds} s")
+        waiting.until_ready(self.proc, self._answers, seconds, 0.1, stop=self.stop,
+                            exited=lambda: InfraError(f"docker-registry exited ({self.proc.returncode}): "
+                                                      f"{self.log.read_text()[-500:]}"),
+                            late=lambda: InfraError(f"docker-registry on {self.host} not ready after {seconds} s"))
 
     @property
     def pid(self) -> int:

@@ -1,0 +1,10 @@
+"""Loopback ports: one the OS picks (never a guessed number), for a service or a tunnel."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
