@@ -1,7 +1,7 @@
 """The registry the nodes pull from: Debian's docker-registry on the host's loopback (a QEMU
 guest reaches it at the user-net gateway, 10.0.2.2), seeded with a multi-arch pause index the
 harness builds itself: per arch, Debian's busybox-static for that arch (no upstream pause code),
-so the image a node pulls can be checked for the node's arch. One per process, stopped at exit.
+so the image a node pulls can be checked for the node's arch. The run's Lab starts and stops it.
 """
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from ..common.paths import cache_dir
 from ..host import debian
 from ..matrix import platforms
 from ..oci.layout import Image, Layout, push
-from .registry import LocalRegistry
 
 GUEST_GATEWAY = "10.0.2.2"  # QEMU user-mode networking: the host's loopback as the guest sees it
-_REGISTRY: LocalRegistry | None = None
-_SEEDED: set[str] = set()
 
 
 def guest_host(registry_host: str) -> str:
@@ -37,25 +34,10 @@ def pause_images() -> list[Image]:
             for p in platforms.PLATFORMS]
 
 
-def registry(tag: str, progress=print) -> LocalRegistry:
-    """The running registry, with pause:<tag> (every arch of the table) pushed once."""
-    global _REGISTRY
-    if _REGISTRY is None or _REGISTRY.proc.poll() is not None:
-        _REGISTRY = LocalRegistry()  # 127.0.0.1, a port the OS picked; atexit stops it by PID
-        _SEEDED.clear()
-        progress(f"node registry on {_REGISTRY.host} (pid {_REGISTRY.pid})")
-    if tag not in _SEEDED:
-        with tempfile.TemporaryDirectory(prefix="am-pause-") as d:
-            lay = Layout(Path(d))
-            lay.tag(tag, pause_images())
-            push(lay, tag, f"{_REGISTRY.host}/pause:{tag}")
-        _SEEDED.add(tag)
-        progress(f"seeded pause:{tag} for {', '.join(p.name for p in platforms.PLATFORMS)}")
-    return _REGISTRY
-
-
-def stop() -> None:
-    global _REGISTRY
-    if _REGISTRY is not None:
-        _REGISTRY.stop()
-        _REGISTRY = None
+def seed(registry_host: str, tag: str) -> list[str]:
+    """Push pause:<tag>, an index of every arch of the platform table, to the registry; the arches."""
+    with tempfile.TemporaryDirectory(prefix="am-pause-") as d:
+        lay = Layout(Path(d))
+        lay.tag(tag, pause_images())
+        push(lay, tag, f"{registry_host}/pause:{tag}")
+    return [p.name for p in platforms.PLATFORMS]
