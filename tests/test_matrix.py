@@ -138,6 +138,37 @@ def test_filter_matching_nothing_names_the_filter(tmp_path, filters, pattern):
         matrix.cells_for(write(tmp_path, GOOD), **filters)
 
 
+@pytest.mark.parametrize("pattern,expected", [
+    ("s390x-debian12-v1.36-none-qemu", ["s390x-debian12-v1.36-none-qemu"]),  # an id
+    ("s390x-debian12", ["s390x-debian12-v1.30-none-qemu", "s390x-debian12-v1.36-none-qemu"]),  # a prefix
+    ("s390x-*-v1.36-*", ["s390x-debian12-v1.36-none-qemu", "s390x-debian13-v1.36-none-qemu"]),  # a glob
+    ("*-local", ["amd64-debian12-v1.32-none-local"]),
+    ("arm64-debian13-v1.3?-none-qemu,amd64-debian12-v1.32", ["amd64-debian12-v1.32-none-local",
+                                                             "arm64-debian13-v1.30-none-qemu",
+                                                             "arm64-debian13-v1.36-none-qemu"]),
+])
+def test_cell_takes_an_id_a_prefix_or_a_glob(tmp_path, pattern, expected):
+    assert [c.id for c in matrix.cells_for(write(tmp_path, GOOD), cell_ids=[pattern])] == expected
+
+
+@pytest.mark.parametrize("pattern", ["arm", "s390x-deb", "ppc64le-*", "s390x-debian12-v1.36-none-qem"])
+def test_cell_pattern_matching_nothing_is_one_line_naming_it(tmp_path, pattern):
+    """A prefix ends where a part of the id ends: `arm` is the arm arch, not arm64."""
+    with pytest.raises(UserError, match=rf"^--cell {pattern.replace('*', '[*]')}: no such cell in .*matrix.yaml") as e:
+        matrix.cells_for(write(tmp_path, GOOD), cell_ids=[pattern])
+    assert "\n" not in str(e.value)
+
+
+def test_plan_takes_one_cell_by_id_prefix_or_glob(tmp_path, run_cli):
+    m = write(tmp_path, GOOD)
+    out = run_cli("plan", "s390x-debian12", "--matrix", str(m))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert ("s390x-debian12: matches 2 cells (s390x-debian12-v1.30-none-qemu, s390x-debian12-v1.36-none-qemu); "
+            "give one cell") in out.stderr
+    out = run_cli("plan", "s390x-debian12-v1.36", "--matrix", str(m))
+    assert out.returncode == 0 and out.stdout == "s390x-debian12-v1.36-none-qemu: bootstrapper none runs nothing\n"
+
+
 def test_shards_partition_the_matrix(tmp_path):
     m = write(tmp_path, GOOD)
     every = [c.id for c in matrix.cells_for(m)]
@@ -165,7 +196,8 @@ def _plugin_ids(args, cwd):
 
 
 @pytest.mark.parametrize("args", [[], ["--arch", "arm64"], ["--arch", "s390x,amd64", "--distro", "trixie"],
-                                  ["--shard", "2/3"], ["--provider", "local"]])
+                                  ["--shard", "2/3"], ["--provider", "local"], ["--cell", "s390x-*-distro-*"],
+                                  ["--cell", "arm-debian13"]])
 def test_cli_list_and_plugin_agree(run_cli, args):
     from conftest import ROOT
 
@@ -181,10 +213,14 @@ def test_cli_list_and_plugin_agree(run_cli, args):
     assert {c for p in params for c in of(p)} == cli_ids
     if args[:2] == ["--arch", "arm64"]:
         assert cli_ids and all(i.startswith("arm64-") for i in cli_ids)
+    if args[:1] == ["--cell"]:  # the plugin and the CLI share one matcher: a glob, a prefix at a part's end
+        assert cli_ids and all(i.startswith(("s390x-debian12-v1.36-distro-", "s390x-debian13-v1.36-distro-",
+                                             "arm-debian13-")) for i in cli_ids)
 
 
 @pytest.mark.parametrize("args,pattern", [
     (["--arch", "amd46"], "--arch amd46: unknown arch 'amd46' (did you mean 'amd64'?)"),
+    (["--cell", "s390x-*-kubeadm-*"], "--cell s390x-*-kubeadm-*: no such cell in "),
     (["--matrix", "/nonexistent/m.yaml"], "/nonexistent/m.yaml: matrix file does not exist"),
     (["--arch", "riscv64", "--provider", "local"], "filters --arch riscv64 --provider local together match no cell"),
 ])

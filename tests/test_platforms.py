@@ -86,11 +86,10 @@ def test_host_is_in_the_table():
     assert platforms.host().uname == __import__("platform").machine()
 
 
-def test_host_distro_from_os_release(tmp_path):
-    f = tmp_path / "os-release"
-    f.write_text('ID=debian\nVERSION_ID="13"\n')
-    assert platforms.host_distro(str(f)).name == "debian13"
-    f.write_text('ID=ubuntu\nVERSION_ID="24.04"\n')
-    assert platforms.host_distro(str(f)).name == "ubuntu2404"
-    f.write_text('ID=gentoo\n')
-    assert platforms.host_distro(str(f)) is None
+def test_host_distro_from_os_release():
+    assert platforms.host_distro({"ID": "debian", "VERSION_ID": "13"}).name == "debian13"
+    assert platforms.host_distro({"ID": "ubuntu", "VERSION_ID": "24.04"}).name == "ubuntu2404"
+    assert platforms.host_distro({"ID": "gentoo"}) is None
+    # this machine, as the standard library reads its os-release
+    here = __import__("platform").freedesktop_os_release()
+    assert platforms.host_distro() == platforms.host_distro(here)

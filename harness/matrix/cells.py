@@ -24,20 +24,21 @@ File format (see README "matrix.yaml reference"):
 """
 from __future__ import annotations
 
+import fnmatch
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Iterable, Literal
+from typing import Iterable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from ..bootstrap import BOOTSTRAPPERS
 from ..common.errors import UserError
+from ..common.names import nearest
+from ..nodes import PROVIDERS
 from . import inventory as inventory_file
 from . import kube_versions, platforms, yamlfile
-
-AXES = ("arch", "distro", "kubernetes", "bootstrapper", "provider")
-BOOTSTRAPPERS = ("none", "distro", "kubeadm", "microk8s", "k3s")
-PROVIDERS = ("qemu", "ssh", "docker", "local")
+from .axes import AXES, FLAGS, Arch, Boot, DistroName, Kube, Prov, normalise
 
 
 @dataclass(frozen=True, order=False)
@@ -77,7 +78,7 @@ class Cell:
 
     def sort_key(self) -> tuple:
         return (platforms.arch_order(self.arch), self.distro, kube_versions.resolve(self.kubernetes).key,
-                BOOTSTRAPPERS.index(self.bootstrapper), PROVIDERS.index(self.provider))
+                list(BOOTSTRAPPERS).index(self.bootstrapper), list(PROVIDERS).index(self.provider))
 
     def __str__(self) -> str:
         return self.id
@@ -85,32 +86,8 @@ class Cell:
 
 # ---- schema: structure by pydantic, names normalised through the tables --------------------
 
-def _norm(axis: str, value: str) -> str:
-    try:
-        if axis == "arch":
-            return platforms.arch(value).name
-        if axis == "distro":
-            return platforms.distro(value).name
-        if axis == "kubernetes":
-            return kube_versions.resolve(value).minor
-    except UserError as e:
-        raise ValueError(str(e)) from None
-    choices = BOOTSTRAPPERS if axis == "bootstrapper" else PROVIDERS
-    if value not in choices:
-        near = platforms._nearest(value, choices)
-        raise ValueError(f"unknown {axis} '{value}'{near}; known: {', '.join(choices)}")
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _name(axis: str):
-    return Annotated[str, AfterValidator(lambda v: _norm(axis, v))]
-
-
-Arch, DistroName, Kube, Boot, Prov = (_name(a) for a in AXES)
 
 
 class Axes(_Strict):
@@ -191,22 +168,26 @@ def load(path: str | Path) -> MatrixFile:
 # ---- expansion ------------------------------------------------------------------------------
 
 def capability(cell: Cell) -> str | None:
-    """Why this combination cannot exist, from the platform table; None when it can."""
+    """Why this combination cannot exist, from the platform table and the providers' and
+    bootstrappers' registry lines; None when it can."""
     d = cell.os
+    provider = PROVIDERS[cell.provider]
     if cell.arch not in d.arches:
         return f"{d.name} has no {cell.arch} port (it exists for {', '.join(d.arches)})"
     if d.os == "windows":
-        if cell.provider in ("qemu", "docker"):
-            return f"{cell.provider} provider cannot run Windows nodes here: use provider ssh"
-        if cell.bootstrapper in ("distro", "microk8s", "k3s"):
-            return f"bootstrapper {cell.bootstrapper} has no Windows nodes: use kubeadm or none"
-    if cell.provider == "local":
+        if not (provider.windows or provider.this_machine):
+            return (f"{cell.provider} provider cannot run Windows nodes here: use provider "
+                    f"{' or '.join(PROVIDERS.having(windows=True))}")
+        if not BOOTSTRAPPERS[cell.bootstrapper].windows:
+            return (f"bootstrapper {cell.bootstrapper} has no Windows nodes: use "
+                    f"{' or '.join(BOOTSTRAPPERS.having(windows=True))}")
+    if provider.this_machine:
         local = platforms.host().name
         if cell.arch != local:
-            return f"local provider runs only this machine's arch ({local})"
+            return f"{cell.provider} provider runs only this machine's arch ({local})"
         here = platforms.host_distro()
         if here is not None and cell.distro != here.name:
-            return f"local provider runs only this machine's distro ({here.name})"
+            return f"{cell.provider} provider runs only this machine's distro ({here.name})"
     return None
 
 
@@ -245,21 +226,28 @@ def split_values(values: Iterable[str] | None) -> list[str]:
     return [v.strip() for raw in (values or ()) for v in str(raw).split(",") if v.strip()]
 
 
+def cell_matches(pattern: str, cell_id: str) -> bool:
+    """--cell: a cell id; a prefix of one that ends where a part of the id ends (`s390x-debian12`
+    selects every s390x Debian 12 cell, `arm` no arm64 cell); or a glob (`s390x-*-distro-*`)."""
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(cell_id, pattern)
+    return cell_id == pattern or cell_id.startswith(pattern.rstrip("-") + "-")
+
+
 def select(cells: list[Cell], source: str = "matrix.yaml", cell_ids: Iterable[str] = (),
            **filters: Iterable[str]) -> list[Cell]:
     """Keep cells matching every given filter; a filter value that matches nothing is an error."""
-    flag = {"kubernetes": "--k8s"}
     chosen = cells
     for axis in AXES:
         raw = split_values(filters.get(axis))
         if not raw:
             continue
-        opt = flag.get(axis, f"--{axis}")
+        opt = FLAGS[axis]
         wanted = set()
         for v in raw:
             try:
-                norm = _norm(axis, v)
-            except ValueError as e:
+                norm = normalise(axis, v)
+            except UserError as e:
                 raise UserError(f"{opt} {v}: {e}") from None
             if not any(getattr(c, axis) == norm for c in cells):
                 raise UserError(f"{opt} {v}: matches no cell in {source}")
@@ -269,11 +257,11 @@ def select(cells: list[Cell], source: str = "matrix.yaml", cell_ids: Iterable[st
     if ids:
         known = {c.id for c in cells}
         for i in ids:
-            if i not in known:
-                raise UserError(f"--cell {i}: no such cell in {source}{platforms._nearest(i, known)}")
-        chosen = [c for c in chosen if c.id in set(ids)]
+            if not any(cell_matches(i, k) for k in known):
+                raise UserError(f"--cell {i}: no such cell in {source}{nearest(i, known)}")
+        chosen = [c for c in chosen if any(cell_matches(i, c.id) for i in ids)]
     if not chosen:
-        given = " ".join(f"{flag.get(a, '--' + a)} {','.join(split_values(filters.get(a)))}"
+        given = " ".join(f"{FLAGS[a]} {','.join(split_values(filters.get(a)))}"
                          for a in AXES if filters.get(a))
         raise UserError(f"filters {given}{' --cell ' + ','.join(ids) if ids else ''} together "
                         f"match no cell in {source}")

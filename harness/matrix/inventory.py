@@ -21,21 +21,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from . import platforms, yamlfile
+from .axes import Arch, DistroName
 from ..common.errors import UserError
-
-
-def _arch(v: str) -> str:
-    try:
-        return platforms.arch(v).name
-    except UserError as e:
-        raise ValueError(str(e)) from None
-
-
-def _distro(v: str) -> str:
-    try:
-        return platforms.distro(v).name
-    except UserError as e:
-        raise ValueError(str(e)) from None
 
 
 def _int(v: str) -> int:
@@ -47,8 +34,8 @@ def _int(v: str) -> int:
 class Host(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
-    arch: Annotated[str, AfterValidator(_arch)]
-    distro: Annotated[str, AfterValidator(_distro)]
+    arch: Arch
+    distro: DistroName
     address: str
     port: Annotated[str, AfterValidator(_int)] = 22
     user: str = "root"

@@ -6,11 +6,10 @@ module spells `aarch64`, `ppc64el` or `EM_S390`. Aliases resolve through
 """
 from __future__ import annotations
 
-import difflib
 import platform as _host_platform
 from dataclasses import dataclass, field
 
-from ..common.errors import UserError
+from ..common.names import unknown
 
 
 @dataclass(frozen=True)
@@ -150,25 +149,18 @@ for _d in DISTROS:
         _DISTRO_INDEX[_n.lower()] = _d
 
 
-def _nearest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word.lower(), sorted(choices), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def arch(name: str) -> Platform:
     """The row for an arch name or alias; UserError with the nearest name otherwise."""
     row = _ARCH_INDEX.get(str(name).strip().lower())
     if row is None:
-        raise UserError(f"unknown arch '{name}'{_nearest(str(name), _ARCH_INDEX)}; "
-                        f"known: {', '.join(p.name for p in PLATFORMS)}")
+        raise unknown("arch", name, [p.name for p in PLATFORMS], spellings=_ARCH_INDEX)
     return row
 
 
 def distro(name: str) -> Distro:
     row = _DISTRO_INDEX.get(str(name).strip().lower())
     if row is None:
-        raise UserError(f"unknown distro '{name}'{_nearest(str(name), _DISTRO_INDEX)}; "
-                        f"known: {', '.join(d.name for d in DISTROS)}")
+        raise unknown("distro", name, [d.name for d in DISTROS], spellings=_DISTRO_INDEX)
     return row
 
 
@@ -196,11 +188,13 @@ def host() -> Platform:
     return arch(_host_platform.machine())
 
 
-def host_distro(os_release: str = "/etc/os-release") -> Distro | None:
-    """This machine's distro row from os-release (ID + VERSION_ID -> debian12), None if not in the table."""
-    try:
-        fields = dict(line.split("=", 1) for line in open(os_release).read().splitlines() if "=" in line)
-    except OSError:
-        return None
-    ident = fields.get("ID", "").strip('"') + fields.get("VERSION_ID", "").strip('"').replace(".", "")
+def host_distro(os_release: dict | None = None) -> Distro | None:
+    """This machine's distro row from os-release (ID + VERSION_ID -> debian12), None if not in the
+    table. `os_release`: fields as platform.freedesktop_os_release() returns them (the default)."""
+    if os_release is None:
+        try:
+            os_release = _host_platform.freedesktop_os_release()
+        except OSError:
+            return None
+    ident = os_release.get("ID", "") + os_release.get("VERSION_ID", "").replace(".", "")
     return _DISTRO_INDEX.get(ident.lower())
