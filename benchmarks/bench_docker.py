@@ -11,18 +11,20 @@ from harness.matrix import platforms
 from harness.nodes.images import build as images
 from harness.matrix.cells import Cell
 from harness.nodes import docker as dockerprov
+from harness.services.lab import Lab
 from tenchecks import run as ten_checks  # benchmarks/ is on sys.path (run.py's dir)
 
 DISTRO = {"riscv64": "debian13"}
 
 
 def main():
-    os.environ.pop("DOCKER_HOST", None)
     wanted = os.environ.get("ARCHMATRIX_BENCH_ARCHES")
     names = wanted.split(",") if wanted else [p.name for p in platforms.PLATFORMS
                                              if images.lookup(p, platforms.distro(DISTRO.get(p.name, "debian12")))]
+    os.environ.pop("DOCKER_HOST", None)  # always the private engine: its start is one of the figures
     t0 = time.monotonic()
-    dockerprov.engine_url(None, progress=lambda m: None)
+    lab = Lab()
+    lab.docker_url(progress=lambda m: None)
     print(f"private dockerd start: {time.monotonic() - t0:.2f} s")
     print(f"{'arch':8} {'import':>7} {'node start':>10} {'10 checks':>9}  emulation")
     try:
@@ -31,7 +33,7 @@ def main():
             lines = []
             with tempfile.TemporaryDirectory() as art:
                 t0 = time.monotonic()
-                node = dockerprov.DockerProvider(progress=lines.append).provision(cell, Path(art))
+                node = dockerprov.DockerProvider(progress=lines.append, lab=lab).provision(cell, Path(art))
                 total = time.monotonic() - t0
                 try:
                     secs = ten_checks(node.host)
@@ -40,4 +42,4 @@ def main():
             start = node.facts["node_start_seconds"]
             print(f"{name:8} {total - start:>6.1f}s {start:>9.2f}s {secs:>8.2f}s  {node.facts['emulation']}", flush=True)
     finally:
-        dockerprov._ENGINE.stop()
+        lab.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.matrix import platforms
-from harness.services import dockerd as dockerengine
+from harness.services import dockerd
 from harness.nodes.images import build as images
 from conftest import ROOT, need
 
@@ -27,8 +27,8 @@ def _alive(pid: int) -> bool:
 
 
 def _engine_leftovers() -> list[str]:
-    dirs = [str(d) for d in Path("/tmp").glob(dockerengine.PREFIX + "*")]
-    procs = subprocess.run(["pgrep", "-af", dockerengine.PREFIX], capture_output=True, text=True).stdout.splitlines()
+    dirs = [str(d) for d in Path("/tmp").glob(dockerd.PREFIX + "*")]
+    procs = subprocess.run(["pgrep", "-af", dockerd.PREFIX], capture_output=True, text=True).stdout.splitlines()
     return dirs + [p for p in procs if "pgrep" not in p]
 
 
@@ -72,12 +72,13 @@ def test_engine_and_containers_die_with_a_killed_owner_and_gc_cleans_up(engine_r
         from pathlib import Path
         from harness.matrix.cells import Cell
         from harness.nodes.docker import DockerProvider
-        node = DockerProvider(progress=lambda m: None).provision(Cell("s390x", "debian12", "1.32", "none", "docker"),
-                                                                 Path(%r))
-        import docker, os
-        c = docker.DockerClient(base_url=os.environ["DOCKER_HOST"]).containers.get(node.url.split("//")[1])
-        from harness.nodes import docker as d
-        print(d._ENGINE.pid, c.attrs["State"]["Pid"], d._ENGINE.root, flush=True)
+        from harness.services.lab import Lab
+        lab = Lab()
+        node = DockerProvider(progress=lambda m: None, lab=lab).provision(
+            Cell("s390x", "debian12", "1.32", "none", "docker"), Path(%r))
+        import docker
+        c = docker.DockerClient(base_url=node.transport.engine).containers.get(node.transport.container)
+        print(lab.engine.pid, c.attrs["State"]["Pid"], lab.engine.root, flush=True)
         time.sleep(600)
     """ % str(tmp_path / "art")))
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}

@@ -63,8 +63,8 @@ def test_boot_uname_and_one_connection(arch, image, tmp_path):
         out = node.host.run("cat /proc/cpuinfo | head -3; ls /etc/ssh/ssh_host_ed25519_key.pub")
         assert out.rc == 0
         # every later command rides the one ssh ControlMaster connection
-        assert Path(node.ssh_config).read_text().count("ControlMaster auto") == 1
-        sockets = list(Path(node.ssh_config).parent.glob("cm"))
+        assert node.transport.config.read_text().count("ControlMaster auto") == 1
+        sockets = list(node.transport.config.parent.glob("cm"))
         assert len(sockets) == 1
         pid = json.loads(next(qemu.run_dir().glob(f"{os.getpid()}-*.json")).read_text())["pid"]
     finally:

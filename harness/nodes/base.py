@@ -1,13 +1,13 @@
-"""Providers turn a Cell into a Node. Each one is small: it subclasses Provider and
-overrides `start` (and `stop` when it owns something), as each pytest-testinfra
-backend overrides one method of a shared base.
+"""What every provider shares: a Node (a machine, the way to run a command on it, its facts and
+how to stop it), the transports a node is reached through, and the Provider base. A provider is
+small: it subclasses Provider and overrides `start`, handing its Node the transport that runs a
+command there, as each pytest-testinfra backend owns its transport and overrides one method.
 
 A provider never judges the product: it only provides a node and its facts
 (accelerator, boot seconds, engine version), or raises InfraError.
 """
 from __future__ import annotations
 
-import importlib
 import shlex
 import subprocess
 import time
@@ -15,26 +15,107 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..common.errors import InfraError, UserError
-from ..matrix.cells import PROVIDERS, Cell
+from testinfra.backend.base import BaseBackend
 
-# name -> module:class, imported only when a cell uses it (paramiko/docker are slow to import)
-_IMPLEMENTATIONS = {
-    "local": "harness.nodes.local:LocalProvider",
-    "qemu": "harness.nodes.qemu:QemuProvider",
-    "ssh": "harness.nodes.ssh:SshProvider",
-    "docker": "harness.nodes.docker:DockerProvider",
-}
+from ..common.errors import InfraError
+from ..matrix.cells import Cell
+from ..services.ports import free_port
+
+
+# ---- transports: how this machine runs a command on a node ----------------------------------
+
+class Transport:
+    """This machine itself. `argv(script)` is the command line that runs the shell script `script`
+    on the node, its stdin passed through: the testinfra host, file copies and tunnels are all
+    built on it, so a new kind of node needs only its own argv."""
+
+    name = "local"
+    lost_exit: int | None = None  # an exit status that means the transport failed, not the command
+
+    def argv(self, script: str) -> list[str]:
+        return ["sh", "-c", script]
+
+    def forward_argv(self, local_port: int, remote_port: int) -> list[str] | None:
+        """The command that makes 127.0.0.1:local_port here reach the node's 127.0.0.1:remote_port;
+        None when this transport has no tunnel."""
+        return None
+
+    def login(self) -> str | None:
+        """What a person types for a shell on the node (None: it is this machine)."""
+        return None
+
+    def testinfra_host(self):
+        """A testinfra Host whose every command goes through this transport."""
+        from testinfra.host import Host
+
+        backend = _Backend(self)
+        host = Host(backend)
+        backend.set_host(host)
+        return host
+
+
+@dataclass
+class Ssh(Transport):
+    """OpenSSH with a client config whose host `node` is the machine (sshconfig.write): a pinned
+    known_hosts and one ControlMaster connection that every command reuses."""
+
+    config: Path
+    name = "ssh"
+    lost_exit = 255  # ssh's own failure (connection lost), as testinfra's ssh backend reads it
+
+    def argv(self, script: str) -> list[str]:
+        return ["ssh", "-F", str(self.config), "node", script]
+
+    def forward_argv(self, local_port: int, remote_port: int) -> list[str]:
+        # a local forward added to the node's ControlMaster (closed with it)
+        return ["ssh", "-F", str(self.config), "-O", "forward", "-L",
+                f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", "node"]
+
+    def login(self) -> str:
+        return f"ssh -F {self.config} node"
+
+
+@dataclass
+class DockerExec(Transport):
+    """`docker exec` into a container on the given engine (its URL passed on the command line:
+    the process environment is left alone)."""
+
+    engine: str
+    container: str
+    name = "docker"
+
+    def argv(self, script: str) -> list[str]:
+        return ["docker", "-H", self.engine, "exec", "-i", self.container, "sh", "-c", script]
+
+    def login(self) -> str:
+        return f"docker -H {self.engine} exec -it {self.container} sh"
+
+
+class _Backend(BaseBackend):
+    """testinfra's side of a Transport: one small backend runs every transport's argv."""
+
+    NAME = "archmatrix"
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        super().__init__(transport.name)
+
+    def run(self, command: str, *args: str, **kwargs):
+        cmd = self.get_command(command, *args)
+        p = subprocess.run(self.transport.argv(cmd), stdin=subprocess.DEVNULL, capture_output=True)
+        out = self.result(p.returncode, self.encode(cmd), p.stdout, p.stderr)
+        if p.returncode == self.transport.lost_exit:
+            raise RuntimeError(out)  # as testinfra's ssh backend does; Node turns it into an InfraError
+        return out
 
 
 @dataclass
 class Node:
     cell: Cell
-    url: str  # a testinfra host spec: local://, ssh://user@host:port, docker://id
+    transport: Transport
     artifacts: Path
     facts: dict = field(default_factory=dict)  # reported as properties: accelerator, boot_seconds, ...
     stop: Callable[[], None] | None = None
-    ssh_config: str | None = None  # testinfra ssh_config for hosts that need a pinned known_hosts
     keep: Callable[[], str] | None = None  # leave the node running (--keep-nodes); returns how to reach it
     _host: object = None
 
@@ -44,16 +125,13 @@ class Node:
     def host(self):
         """The testinfra Host for this node: one connection, reused by every check."""
         if self._host is None:
-            import testinfra
-
-            kwargs = {"ssh_config": self.ssh_config} if self.ssh_config else {}
-            self._host = testinfra.get_host(self.url, **kwargs)
+            self._host = self.transport.testinfra_host()
             self._host.backend.run = self._guarded(self._host.backend.run)
         return self._host
 
     def _guarded(self, run):
-        """testinfra's ssh backend raises RuntimeError when ssh itself fails (exit 255): that is the
-        node going away, an infrastructure error, not a product failure."""
+        """The backend raises RuntimeError when the transport itself fails (ssh's exit 255): that is
+        the node going away, an infrastructure error, not a product failure."""
         def guarded(command, *args, **kwargs):
             if self.lost:
                 raise InfraError(f"{self.cell.id}: {self.lost}", retryable=False)
@@ -79,16 +157,11 @@ class Node:
         return out.stdout_bytes
 
     def put(self, local: Path, remote: str, mode: str = "0755") -> None:
-        """Copy a host file onto the node (air-gapped artifacts): streamed over the node's own
-        connection (ssh through its ControlMaster, docker exec), no scp or sftp needed on the node."""
+        """Copy a host file onto the node (air-gapped artifacts): streamed through the node's own
+        transport (ssh through its ControlMaster, docker exec), no scp or sftp needed on the node."""
         q = shlex.quote(remote)
         script = f"mkdir -p $(dirname {q}) && cat > {q}.part && chmod {mode} {q}.part && mv {q}.part {q}"
-        if self.ssh_config:
-            argv = ["ssh", "-F", self.ssh_config, "node", script]
-        elif self.url.startswith("docker://"):
-            argv = ["docker", "exec", "-i", self.url.removeprefix("docker://"), "sh", "-c", script]
-        else:
-            argv = ["sh", "-c", script]
+        argv = self.transport.argv(script)
         with open(local, "rb") as f:
             p = subprocess.run(argv, stdin=f, capture_output=True, timeout=1800)
         if p.returncode != 0:
@@ -96,18 +169,15 @@ class Node:
                              f"{p.stderr.decode(errors='replace').strip()[-300:]}")
 
     def forward(self, remote_port: int) -> int:
-        """A loopback port on this machine that reaches 127.0.0.1:remote_port on the node: an SSH
-        local forward added to the node's ControlMaster (`ssh -O forward`), closed with it."""
-        if not self.ssh_config:
+        """A loopback port on this machine that reaches 127.0.0.1:remote_port on the node, through
+        the node's transport (an SSH local forward on its ControlMaster, closed with it)."""
+        port = free_port()
+        argv = self.transport.forward_argv(port, remote_port)
+        if argv is None:
             raise InfraError(f"{self.cell.id}: provider {self.cell.provider} has no SSH connection to tunnel "
                              f"through", retryable=False)
-        from ..services.registry import free_port
-
-        self.run("true")  # the ControlMaster exists once a command has run
-        port = free_port()
-        p = subprocess.run(["ssh", "-F", self.ssh_config, "-O", "forward", "-L",
-                            f"127.0.0.1:{port}:127.0.0.1:{remote_port}", "node"], capture_output=True, text=True,
-                           timeout=30)
+        self.run("true")  # an SSH ControlMaster exists once a command has run
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
             raise InfraError(f"{self.cell.id}: SSH tunnel to the node's port {remote_port} failed: {p.stderr.strip()}")
         return port
@@ -133,10 +203,11 @@ class Provider:
 
     name = "base"
 
-    def __init__(self, progress: Callable[[str], None] = print, keep_nodes: bool = False, **options):
+    def __init__(self, progress: Callable[[str], None] = print, keep_nodes: bool = False, lab=None, **options):
         self.progress = progress  # one line per long step (image build, boot): the user sees it is alive
         self.keep_nodes = keep_nodes  # nodes may be kept after the run (--keep-nodes): start them detachable
-        self.options = options  # provider-specific: inventory (ssh), docker_host (docker)
+        self.lab = lab  # the run's services (services.lab.Lab): a provider uses them, never stops them
+        self.options = options  # provider-specific: inventory (ssh)
 
     def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
         raise NotImplementedError
@@ -148,15 +219,3 @@ class Provider:
         node.facts.setdefault("provider", self.name)
         node.facts.setdefault("provision_seconds", round(time.monotonic() - t0, 2))
         return node
-
-
-def get(name: str, progress=print, keep_nodes: bool = False, **options) -> Provider:
-    if name not in PROVIDERS:
-        raise UserError(f"unknown provider '{name}'; known: {', '.join(PROVIDERS)}")
-    spec = _IMPLEMENTATIONS.get(name)
-    if spec is None:
-        raise InfraError(f"provider '{name}' is not available in this version of archmatrix "
-                         f"(available: {', '.join(_IMPLEMENTATIONS)})", retryable=False)
-    module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)(progress=progress, keep_nodes=keep_nodes,
-                                                                  **options)

@@ -1,7 +1,8 @@
 """Container nodes on a Docker engine, kinder-style: a privileged container from an image the
 harness imports itself (`docker import` of its own Debian root filesystem: no registry pulls),
-foreign arches through binfmt qemu-user, reached with testinfra's docker backend (`docker exec`).
-The engine is --docker-host / DOCKER_HOST, else a private dockerd this process starts and stops.
+foreign arches through binfmt qemu-user, reached with `docker exec` (the DockerExec transport).
+The engine is the run's Lab's: --docker-host / DOCKER_HOST, else a private dockerd the Lab starts
+and stops.
 Containers have no network (`--network none`): nothing a check does can leave the machine.
 """
 from __future__ import annotations
@@ -17,24 +18,12 @@ from ..common.errors import InfraError
 from ..host import binfmt
 from ..matrix import platforms
 from ..matrix.cells import Cell
-from ..services.dockerd import DockerEngine, version
-from .base import Node, Provider
+from ..services.dockerd import version
+from .base import DockerExec, Node, Provider
 from .images import build as images
 
-_ENGINE: DockerEngine | None = None  # one private engine per process, started on first use
 EXCLUDE = ("./boot", "./usr/lib/modules", "./lib/modules", "./vmlinuz", "./vmlinuz.old", "./initrd.img",
            "./initrd.img.old")  # a container runs the host's kernel
-
-
-def engine_url(given: str | None, progress) -> str:
-    global _ENGINE
-    url = given or os.environ.get("DOCKER_HOST")
-    if url:
-        return url
-    if _ENGINE is None or _ENGINE.proc.poll() is not None:
-        _ENGINE = DockerEngine(progress)
-        progress(f"dockerd ready in {_ENGINE.start_seconds} s (pid {_ENGINE.pid})")
-    return _ENGINE.url
 
 
 def import_image(client, url: str, img: images.BaseImage, p: platforms.Platform, progress) -> str:
@@ -85,10 +74,11 @@ class DockerProvider(Provider):
         import docker
 
         if shutil.which("docker") is None:
-            raise InfraError("the docker CLI is not installed (testinfra's docker backend runs `docker exec`): "
+            raise InfraError("the docker CLI is not installed (nodes are reached with `docker exec`): "
                              "apt-get install docker.io", retryable=False)
-        url = engine_url(self.options.get("docker_host"), self.progress)
-        os.environ["DOCKER_HOST"] = url  # testinfra's docker backend runs the docker CLI with our environment
+        if self.lab is None:
+            raise InfraError("provider docker needs the run's Lab (the Docker engine it owns)", retryable=False)
+        url = self.lab.docker_url(self.progress)
         client = docker.DockerClient(base_url=url, timeout=120)
         p = cell.platform
         if p is not platforms.host():
@@ -121,4 +111,4 @@ class DockerProvider(Provider):
                  "privileged": "yes" if power.get("privileged") else "all capabilities but " + ",".join(
                      power["cap_drop"])}
         (artifacts / "container.txt").write_text(f"{c.id}\n{tag}\n{url}\n")
-        return Node(cell, f"docker://{c.id}", artifacts, facts, stop=stop)
+        return Node(cell, DockerExec(url, c.id), artifacts, facts, stop=stop)

@@ -5,11 +5,11 @@ import platform
 from pathlib import Path
 
 from ..matrix.cells import Cell
-from .base import Node, Provider
+from .base import Node, Provider, Transport
 
 
 class LocalProvider(Provider):
     name = "local"
 
     def start(self, cell: Cell, artifacts: Path) -> Node:
-        return Node(cell, "local://", artifacts, facts={"accelerator": "native", "kernel": platform.release()})
+        return Node(cell, Transport(), artifacts, facts={"accelerator": "native", "kernel": platform.release()})

@@ -23,9 +23,9 @@ from ..common.paths import cache_dir
 from ..matrix import platforms
 from ..matrix.cells import Cell
 from ..services import procs
-from ..services.registry import free_port
+from ..services.ports import free_port
 from . import sshconfig
-from .base import Node, Provider
+from .base import Node, Provider, Ssh
 from .images import build as images
 
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
@@ -195,8 +195,7 @@ class QemuProvider(Provider):
         facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1), "image_seconds": image_seconds,
                  "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
                  "kernel": img.manifest["kernel"]}
-        return Node(cell, "ssh://node", artifacts, facts, stop=node.stop, ssh_config=str(node.ssh_config),
-                    keep=node.keep)
+        return Node(cell, Ssh(node.ssh_config), artifacts, facts, stop=node.stop, keep=node.keep)
 
     def _accelerator(self, cell: Cell, artifacts: Path, img: images.BaseImage) -> str:
         if not kvm_usable(cell.platform):

@@ -19,7 +19,7 @@ from ..common.paths import cache_dir
 from ..matrix import inventory
 from ..matrix.cells import Cell
 from . import sshconfig
-from .base import Node, Provider
+from .base import Node, Provider, Ssh
 
 
 def _lock(host: inventory.Host) -> FileLock:
@@ -55,7 +55,7 @@ class SshProvider(Provider):
         except BaseException:
             stop()
             raise
-        return Node(cell, "ssh://node", artifacts, facts, stop=stop, ssh_config=str(cfg))
+        return Node(cell, Ssh(cfg), artifacts, facts, stop=stop)
 
     def _take(self, hosts: list[inventory.Host], wait: int):
         """The first free matching host; if all are busy, poll them until `wait` seconds pass."""

@@ -1,7 +1,7 @@
 """One OpenSSH client config for a node: pinned known_hosts (never StrictHostKeyChecking=no),
 batch mode (an unknown key is an error, not a prompt) and one ControlMaster connection per
 node that every check reuses (a new connection costs ~1 s under emulation, a reused one ~0.1 s).
-Shared by the qemu and ssh providers; testinfra's ssh backend reads it with `ssh -F`."""
+Shared by the qemu and ssh providers; their nodes' Ssh transport runs `ssh -F` with it."""
 from __future__ import annotations
 
 from pathlib import Path

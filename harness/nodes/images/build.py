@@ -21,7 +21,7 @@ from ...matrix import platforms
 from . import cloud
 from .cache import BUILDER_VERSION, BaseImage, complete, images_dir, locked, login_key, run, write_manifest
 
-# python3 is not needed: testinfra's ssh backend runs shell commands only
+# python3 is not needed: testinfra runs shell commands only (through the node's transport)
 PACKAGES = ("systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "udev")
 # initramfs-tools: only the modules a virt machine needs (MODULES=most took ~10 min under emulation)
 INITRAMFS_MODULES = ("virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "ext4", "crc32c_generic", "virtio_ccw")
