@@ -8,16 +8,17 @@ import sys
 from pathlib import Path
 
 from .common.errors import InfraError, Unavailable, UserError
-from .matrix.cells import AXES, Cell, cells_for, default_matrix, split_values
+from .matrix.axes import AXES, FLAGS
+from .matrix.cells import Cell, cells_for, default_matrix, split_values
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matrix", default=None, metavar="FILE", help="matrix file (default: ./matrix.yaml)")
-    for axis, flag in (("arch", "--arch"), ("distro", "--distro"), ("kubernetes", "--k8s"),
-                       ("bootstrapper", "--bootstrapper"), ("provider", "--provider")):
+    for axis, flag in FLAGS.items():
         p.add_argument(flag, dest=axis, action="append", default=[], metavar="NAME[,NAME...]",
                        help=f"only cells with this {axis} (repeatable, comma-separated, aliases accepted)")
-    p.add_argument("--cell", action="append", default=[], metavar="ID[,ID...]", help="only these cells")
+    p.add_argument("--cell", action="append", default=[], metavar="ID[,ID...]",
+                   help="only these cells: an id, a prefix of one (s390x-debian12) or a glob ('s390x-*-distro-*')")
     p.add_argument("--shard", metavar="K/N", help="the K-th of N deterministic slices")
     p.add_argument("--inventory", metavar="FILE", help="hosts.yaml: adds provider ssh cells for its hosts")
 
@@ -26,6 +27,15 @@ def _cells(args) -> list[Cell]:
     path = args.matrix or default_matrix()
     return cells_for(path, args.shard, args.cell, inventory=getattr(args, "inventory", None),
                             **{a: getattr(args, a) for a in AXES})
+
+
+def _one_cell(args) -> Cell:
+    """The one cell `archmatrix plan|up CELL` acts on (CELL as --cell takes it: id, prefix or glob)."""
+    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    if len(cells) > 1:
+        more = ", ".join(c.id for c in cells[:3]) + (", ..." if len(cells) > 3 else "")
+        raise UserError(f"{args.cell}: matches {len(cells)} cells ({more}); give one cell")
+    return cells[0]
 
 
 def cmd_list(args) -> int:
@@ -181,9 +191,9 @@ def cmd_images(args) -> int:
 
 def cmd_gc(args) -> int:
     from .nodes import qemu
-    from .services import dockerd as dockerengine
+    from .services import dockerd
 
-    engines = dockerengine.reap(dry_run=args.list)
+    engines = dockerd.reap(dry_run=args.list)
     for d in engines:
         print(f"{'would remove' if args.list else 'removed'} docker engine dir {d} (owner is gone)")
     found = qemu.reap(dry_run=args.list, kept=args.kept)
@@ -224,9 +234,9 @@ def cmd_plan(args) -> int:
     """Every command the cell's bootstrapper would run, on which node, without running it."""
     from . import bootstrap
     from .bootstrap import airgap
+    from .bootstrap.base import Options
 
-    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
-    cell = cells[0]
+    cell = _one_cell(args)
     if cell.unsupported:
         print(f"{cell.id}: unsupported: {cell.unsupported}")
     art = None
@@ -234,7 +244,7 @@ def cmd_plan(args) -> int:
         art = airgap.find([args.artifacts])
         if art is None:
             raise UserError(f"--artifacts {args.artifacts}: not a directory laid out as DIR/<arch>/bin|images|snap")
-    opts = bootstrap.Options(artifacts=art, package_base=args.package_base, k3s_version=args.k3s_version)
+    opts = Options(artifacts=art, package_base=args.package_base, k3s_version=args.k3s_version)
     steps = bootstrap.get(cell.bootstrapper, opts).plan(cell)
     if not steps:
         print(f"{cell.id}: bootstrapper {cell.bootstrapper} runs nothing")
@@ -253,24 +263,25 @@ def cmd_up(args) -> int:
     """Boot one cell's node and keep it until Ctrl-C, printing the ssh command."""
     import signal as _signal
 
-    from .nodes import base as providers
+    from . import nodes
+    from .services.lab import Lab
 
-    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
-    cell = cells[0]
+    cell = _one_cell(args)
     if cell.unsupported:
         raise UserError(f"{cell.id} is unsupported: {cell.unsupported}")
-    node = providers.get(cell.provider, progress=lambda m: print(f"archmatrix: {m}", flush=True),
-                         inventory=args.inventory, docker_host=args.docker_host).provision(
-        cell, Path(args.reports_dir) / "artifacts" / cell.id)
-    try:
-        print(f"{cell.id} is up ({node.facts}).")
-        if node.ssh_config:
-            print(f"  ssh -F {node.ssh_config} node")
-        print("Ctrl-C stops it.", flush=True)
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM})
-        _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
-    finally:
-        node.teardown()
+    with Lab(docker_host=args.docker_host) as lab:  # a container node's engine stops with the command
+        provider = nodes.get(cell.provider, progress=lambda m: print(f"archmatrix: {m}", flush=True),
+                             inventory=args.inventory, lab=lab)
+        node = provider.provision(cell, Path(args.reports_dir) / "artifacts" / cell.id)
+        try:
+            print(f"{cell.id} is up ({node.facts}).")
+            if node.transport.login():
+                print(f"  {node.transport.login()}")
+            print("Ctrl-C stops it.", flush=True)
+            _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM})
+            _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
+        finally:
+            node.teardown()
     return 0
 
 
@@ -344,7 +355,7 @@ def parser() -> argparse.ArgumentParser:
     th.set_defaults(func=cmd_testhosts)
 
     pl = sub.add_parser("plan", help="print every command a cell's bootstrapper would run, without running it")
-    pl.add_argument("cell", metavar="CELL")
+    pl.add_argument("cell", metavar="CELL", help="a cell id (or a prefix or glob matching one cell)")
     pl.add_argument("--matrix", default=None, metavar="FILE")
     pl.add_argument("--inventory", metavar="FILE")
     pl.add_argument("--artifacts", metavar="DIR", help="air-gapped: DIR/<arch>/{bin,images,snap} instead of the network")
@@ -353,7 +364,7 @@ def parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
 
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")
-    up.add_argument("cell", metavar="CELL")
+    up.add_argument("cell", metavar="CELL", help="a cell id (or a prefix or glob matching one cell)")
     up.add_argument("--matrix", default=None, metavar="FILE")
     up.add_argument("--reports-dir", default="reports", metavar="DIR")
     up.add_argument("--inventory", metavar="FILE", help="hosts.yaml for ssh cells")

@@ -14,22 +14,22 @@ from pathlib import Path
 import pytest
 
 from .common.errors import InfraError, Unavailable, UserError
-from .matrix.cells import AXES, Cell, cells_for, default_matrix, split_values
+from .matrix.axes import AXES, FLAGS
+from .matrix.cells import Cell, cells_for, default_matrix, split_values
 
 CELLS = pytest.StashKey[list]()
 PARAMS = pytest.StashKey[list]()
-_AXIS_OPTIONS = (("arch", "--arch"), ("distro", "--distro"), ("kubernetes", "--k8s"),
-                 ("bootstrapper", "--bootstrapper"), ("provider", "--provider"))
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("archmatrix", "archmatrix: run suites over the cells of matrix.yaml")
     g.addoption("--matrix", metavar="FILE", help="matrix file (default: matrix.yaml in the rootdir)")
-    for axis, flag in _AXIS_OPTIONS:
+    for axis, flag in FLAGS.items():
         g.addoption(flag, dest=f"am_{axis}", action="append", default=[], metavar="NAME[,NAME...]",
                     help=f"only cells with this {axis} (repeatable, comma-separated, aliases accepted)")
     g.addoption("--cell", dest="am_cell", action="append", default=[], metavar="ID[,ID...]",
-                help="only these cells, by id (see `archmatrix list`)")
+                help="only these cells: an id (see `archmatrix list`), a prefix of one (s390x-debian12) or a "
+                     "glob ('s390x-*-distro-*')")
     g.addoption("--shard", dest="am_shard", metavar="K/N",
                 help="run the K-th of N deterministic slices of the selected cells (for CI matrices)")
     g.addoption("--reports-dir", dest="am_reports", default="reports", metavar="DIR",
@@ -71,7 +71,7 @@ def _selected(config) -> list[Cell] | None:
         path = default_matrix(config.rootpath)
         if not path.is_file():
             return None
-    filters = {axis: config.getoption(f"am_{axis}") for axis, _ in _AXIS_OPTIONS}
+    filters = {axis: config.getoption(f"am_{axis}") for axis in AXES}
     return cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
                             inventory=config.getoption("am_inventory"), **filters)
 
@@ -188,10 +188,12 @@ def progress(config, cell, message: str) -> None:
 class NodePool:
     """One live cell per worker. Its node, bootstrapper and cluster are made on first use and
     kept (failures too: a cell whose boot failed is not booted again for each test); all are
-    released when a test of another cell starts, or at the end of the session."""
+    released when a test of another cell starts, or at the end of the session. The services the
+    cells share (the run's Lab) belong to the session, not to a cell."""
 
-    def __init__(self, config):
+    def __init__(self, config, lab):
         self.config = config
+        self.lab = lab
         self.cell = None
         self.values: dict = {}
         self.node = None
@@ -225,12 +227,12 @@ class NodePool:
         node.teardown()
 
     def provision(self, cell):
-        from .nodes import base as providers
+        from . import nodes
 
         out = Path(self.config.getoption("am_reports")) / "artifacts" / cell.id
-        provider = providers.get(cell.provider, progress=lambda m: progress(self.config, cell, m),
-                                 keep_nodes=self.keep != "never", inventory=self.config.getoption("am_inventory"),
-                                 docker_host=self.config.getoption("am_docker_host"))
+        provider = nodes.get(cell.provider, progress=lambda m: progress(self.config, cell, m),
+                             keep_nodes=self.keep != "never", inventory=self.config.getoption("am_inventory"),
+                             lab=self.lab)
         progress(self.config, cell, f"provisioning with {cell.provider}")
         try:
             self.node = provider.provision(cell, out)
@@ -250,12 +252,16 @@ POOL = pytest.StashKey[NodePool]()
 
 @pytest.fixture(scope="session")
 def _archmatrix_pool(request):
-    pool = request.config.stash[POOL] = NodePool(request.config)
-    yield pool
-    pool.release()
-    from .services import noderegistry
+    """The session's node pool and its Lab: the run starts the services it needs through them, and
+    stops them here (nodes first, then the registry they pulled from and the Docker engine)."""
+    from .services.lab import Lab
 
-    noderegistry.stop()  # the registry the nodes pulled from, by its PID
+    with Lab(docker_host=request.config.getoption("am_docker_host")) as lab:
+        pool = request.config.stash[POOL] = NodePool(request.config, lab)
+        try:
+            yield pool
+        finally:
+            pool.release()
 
 
 @pytest.fixture
@@ -275,27 +281,38 @@ class _HostFixture:
 
 
 def bootstrap_options(config):
-    from .bootstrap import Options, airgap
+    from .bootstrap import airgap
+    from .bootstrap.base import Options
 
     return Options(artifacts=airgap.find(split_values(config.getoption("am_artifacts"))),
                    package_base=config.getoption("am_package_base"), k3s_version=config.getoption("am_k3s_version"))
 
 
-@pytest.fixture
-def bootstrapper(cell, request, _archmatrix_pool):
-    """The cell's bootstrapper; with a node, the node is prepared by it once (runtime installed)."""
+def _cluster_given(config) -> bool:
+    """--recorded-nodes or --kubeconfig: the cluster comes from outside, no node is bootstrapped."""
+    return bool(config.getoption("am_recorded") or config.getoption("am_kubeconfig"))
+
+
+def _the_bootstrapper(cell, config, pool):
+    """The cell's bootstrapper object (made once per cell), its node not touched yet."""
     from . import bootstrap
 
-    b = _archmatrix_pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper,
-                                                                         bootstrap_options(request.config)))
-    if cell.bootstrapper != "none" and not request.config.getoption("am_recorded") \
-            and not request.config.getoption("am_kubeconfig"):
+    return pool.get(cell, "bootstrapper", lambda: bootstrap.get(cell.bootstrapper, bootstrap_options(config),
+                                                                pool.lab))
+
+
+@pytest.fixture
+def bootstrapper(cell, request, _archmatrix_pool):
+    """The cell's bootstrapper; unless the cluster is given, the node is prepared by it once."""
+    b = _the_bootstrapper(cell, request.config, _archmatrix_pool)
+    if not _cluster_given(request.config):
         node = request.getfixturevalue("node")
 
         def prepare():
             t0 = time.monotonic()
             b.prepare(node, cell, progress=lambda m: progress(request.config, cell, m))
-            node.facts["bootstrap_seconds"] = round(time.monotonic() - t0, 1)
+            if "bootstrap" in node.facts:  # it did prepare something (bootstrapper none does not)
+                node.facts["bootstrap_seconds"] = round(time.monotonic() - t0, 1)
             return True
 
         _archmatrix_pool.get(cell, "prepared", prepare)
@@ -303,9 +320,24 @@ def bootstrapper(cell, request, _archmatrix_pool):
 
 
 @pytest.fixture
+def runtime(cell, request, _archmatrix_pool):
+    """The cell's bootstrapper as the container runtime it configured on the prepared node: the
+    ConfiguresRuntime capability. Skipped when the bootstrapper configures none, or when no node
+    was prepared (the cluster is given)."""
+    from .bootstrap.capabilities import ConfiguresRuntime
+
+    if not isinstance(_the_bootstrapper(cell, request.config, _archmatrix_pool), ConfiguresRuntime):
+        pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
+    if _cluster_given(request.config):
+        pytest.skip("the cluster is given (--kubeconfig, --recorded-nodes): no node runtime was prepared")
+    return request.getfixturevalue("bootstrapper")
+
+
+@pytest.fixture
 def cluster(cell, request, _archmatrix_pool):
-    """The cell's cluster: from --kubeconfig, or brought up on the node by the bootstrapper."""
-    from .bootstrap import Cluster, RecordedCluster
+    """The cell's cluster: given (--kubeconfig, --recorded-nodes), or brought up on the node by a
+    bootstrapper that can (BringsUpCluster; on a control plane elsewhere, one that Joins)."""
+    from .bootstrap.capabilities import BringsUpCluster, Cluster, Joins, RecordedCluster
 
     def make():
         recorded = split_values(request.config.getoption("am_recorded"))
@@ -314,12 +346,12 @@ def cluster(cell, request, _archmatrix_pool):
         given = request.config.getoption("am_kubeconfig")
         if given:
             return Cluster(Path(given))
-        if cell.bootstrapper == "none":
-            pytest.skip("bootstrapper none brings up no cluster (node-level suites only)")
-        result = request.getfixturevalue("bootstrapper").install(request.getfixturevalue("node"), cell)
-        if result is None:
-            pytest.skip(f"bootstrapper {cell.bootstrapper} brings up no API server here")
-        return result
+        b = _the_bootstrapper(cell, request.config, _archmatrix_pool)
+        if not isinstance(b, BringsUpCluster):
+            pytest.skip(f"bootstrapper {cell.bootstrapper} brings up no cluster (node-level suites only)")
+        if cell.control_plane and not isinstance(b, Joins):
+            pytest.skip(f"bootstrapper {cell.bootstrapper} cannot join a control plane on another node")
+        return request.getfixturevalue("bootstrapper").install(request.getfixturevalue("node"), cell)
 
     return _archmatrix_pool.get(cell, "cluster", make)
 

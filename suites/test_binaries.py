@@ -2,7 +2,7 @@
 import pytest
 
 from harness.binaries import node as facts
-from harness.bootstrap import KNOWN_BINARIES
+from harness.bootstrap.base import KNOWN_BINARIES
 from harness.checks import elf
 
 _cache: dict = {}

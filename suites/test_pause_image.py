@@ -2,6 +2,7 @@
 published for the cell's platform with configs that say the truth."""
 import pytest
 
+from harness.bootstrap.capabilities import BringsUpCluster
 from harness.checks import images
 from harness.common.errors import InfraError
 from harness.oci.client import RegistryError
@@ -56,21 +57,18 @@ def test_pause_config_matches_entry(pause_index, cell, registry_client):
     assert verdict.ok, verdict.message
 
 
-def test_runtime_sandbox_image(cell, node, bootstrapper):
+def test_runtime_sandbox_image(cell, node, runtime):
     """The sandbox image the node's runtime is configured with is the release's pause version."""
-    configured = bootstrapper.sandbox_image(node, cell)
-    if configured is None:
-        pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
-    verdict = images.check_sandbox_image(f"{cell.id} runtime", configured, cell.release.pause)
+    verdict = images.check_sandbox_image(f"{cell.id} runtime", runtime.sandbox_image(node, cell), cell.release.pause)
     assert verdict.ok, verdict.message
 
 
-def test_runtime_pulled_pause_is_node_arch(cell, node, bootstrapper):
+def test_runtime_pulled_pause_is_node_arch(cell, node, runtime, request):
     """The node's own runtime pulled the sandbox image: the config it holds is the node's platform."""
-    pulled = bootstrapper.pulled_sandbox_config(node, cell)
-    if pulled is None:
-        pytest.skip(f"bootstrapper {cell.bootstrapper} configures no container runtime")
-    ref, config = pulled
+    if isinstance(runtime, BringsUpCluster):  # a kubelet's runtime pulls it for the cluster's first pod
+        request.getfixturevalue("cluster")
+    ref, config = runtime.pulled_sandbox_config(node, cell)
+    assert ref, f"{cell.id}: expected the runtime to be configured with a sandbox image, found none"
     assert config, f"{cell.id}: expected the runtime to hold {ref}, found it not pulled"
     verdict = images.check_config(f"{ref} as pulled on the node", cell.platform.oci_platform(cell.os.os), config)
     assert verdict.ok, verdict.message

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from harness.matrix import platforms
-from harness.services import noderegistry
+from harness.services.lab import Lab
 from harness.bootstrap.distro import DistroBootstrapper
 from harness.common.errors import InfraError
 from harness.nodes.images import build as images
-from harness.services.registry import free_port
+from harness.services.ports import free_port
 from harness.matrix.cells import Cell
 from harness.nodes import qemu
 from conftest import ROOT, need
@@ -44,14 +44,15 @@ def test_unreachable_mirror_fails_fast_naming_the_url(tmp_path):
     cell = Cell("amd64", "debian12", "1.32", "distro", "qemu")
     node = qemu.QemuProvider(progress=print).provision(cell, tmp_path)
     mirror = f"http://10.0.2.2:{free_port()}/debian"
+    lab = Lab()
     try:
         t0 = time.monotonic()
         with pytest.raises(InfraError) as e:
-            DistroBootstrapper(mirror=mirror).prepare(node, cell, progress=print)
+            DistroBootstrapper(lab=lab, mirror=mirror).prepare(node, cell, progress=print)
         print(f"failed after {time.monotonic() - t0:.1f} s: {e.value}")
     finally:
         node.teardown()
-        noderegistry.stop()
+        lab.stop()
     assert str(e.value).startswith(f"the node cannot reach {mirror}/dists/bookworm/")
     assert e.value.retryable is False and "bootstrap log" in e.value.artifacts
     assert "Connection refused" in (tmp_path / "bootstrap.log").read_text()

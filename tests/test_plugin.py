@@ -93,12 +93,13 @@ def test_items_carry_their_cell_group(scratch):
 def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, monkeypatch):
     """A provider that fails once (a stand-in for a boot that times out) is retried once and then
     passes; one that always fails ends every test of its cell as `error`, not `failed`."""
-    import harness.nodes.base as providers
+    import harness.nodes as nodes
     from harness.common.errors import InfraError
+    from harness.nodes.base import Node, Provider, Transport
 
     calls = []
 
-    class Flaky(providers.Provider):
+    class Flaky(Provider):
         name = "local"
 
         def start(self, cell, artifacts):
@@ -106,9 +107,9 @@ def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, mon
             if cell.kubernetes == "1.31" or len([c for c in calls if c == cell.id]) == 1:
                 raise InfraError(f"boot timed out for {cell.id}", artifacts={"serial": artifacts / "serial.log"},
                                  log_tail="last serial line")
-            return providers.Node(cell, "local://", artifacts)
+            return Node(cell, Transport(), artifacts)
 
-    monkeypatch.setattr(providers, "get", lambda name, progress=None, **options: Flaky())
+    monkeypatch.setattr(nodes, "get", lambda name, **options: Flaky())
     r = scratch.runpytest("--arch", HOST, "-p", "no:cacheprovider", f"--junitxml={scratch.path}/j.xml")
     r.assert_outcomes(passed=2, skipped=2, errors=2)
     r.stdout.fnmatch_lines(["*infrastructure error: boot timed out for *v1.31*", "*artifact serial:*serial.log",

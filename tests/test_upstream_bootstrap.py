@@ -12,11 +12,13 @@ import time
 import pytest
 
 from harness.matrix import platforms
-from harness.services import noderegistry
-from harness.bootstrap import Options, get
+from harness.services.lab import Lab
+from harness.bootstrap import get
+from harness.bootstrap.base import Options
+from harness.bootstrap.capabilities import ConfiguresRuntime
 from harness.common.errors import InfraError
 from harness.nodes.images import build as images
-from harness.services.registry import free_port
+from harness.services.ports import free_port
 from harness.matrix.cells import Cell
 from harness.nodes import qemu
 from conftest import need
@@ -36,6 +38,7 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
     shutil.move(docker_archive(tmp_path, p, "registry.k8s.io/pause:3.10"), art / "amd64/images")
 
     cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
+    lab = Lab()
     node = qemu.QemuProvider(progress=print).provision(cell, tmp_path / "node")
     base = f"http://10.0.2.2:{free_port()}/pkgs"
     try:
@@ -43,7 +46,7 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         steps = []
         t0 = time.monotonic()
         with pytest.raises(InfraError) as e:
-            get("kubeadm", Options(package_base=base)).prepare(node, cell, progress=steps.append)
+            get("kubeadm", Options(package_base=base), lab).prepare(node, cell, progress=steps.append)
         print(f"online prepare failed after {time.monotonic() - t0:.1f} s: {e.value}")
         log = (tmp_path / "node" / "bootstrap.log").read_text()
         key_step = log[log.index("Release.key"):]
@@ -55,9 +58,9 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         assert node.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
 
         # 2. air-gapped: binaries copied, images served by the harness registry, pulled by the node
-        b = get("kubeadm", Options(artifacts=art))
+        b = get("kubeadm", Options(artifacts=art), lab)
         b.prepare(node, cell, progress=print)
-        reg = noderegistry.registry(cell.release.pause)
+        reg = lab.node_registry(cell.release.pause)
         sandbox = f"10.0.2.2:{reg.host.rsplit(':', 1)[1]}/pause:3.10"
         out = node.run("/usr/local/bin/kubectl version --client")
         assert out.rc == 0 and "v1.20" in out.stdout, out.stdout + out.stderr
@@ -65,6 +68,10 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         assert f'sandbox_image = "{sandbox}"' in dump and "SystemdCgroup = true" in dump
         pulled = node.run(f"ctr -n k8s.io images pull --plain-http {sandbox} && ctr -n k8s.io images ls -q")
         assert pulled.rc == 0 and sandbox in pulled.stdout, pulled.stderr
+        # the runtime capability the pause suite asks for: kubeadm's containerd, read back from the node
+        assert isinstance(b, ConfiguresRuntime) and b.sandbox_image(node, cell) == sandbox
+        ref, config = b.pulled_sandbox_config(node, cell)
+        assert ref == sandbox and (config["os"], config["architecture"]) == ("linux", "amd64"), config
         assert node.run("systemctl is-enabled kubelet").stdout.strip() == "enabled"
         assert node.facts["bootstrap"] == "kubeadm (artifacts)"
         with pytest.raises(InfraError, match=r"kubeadm init cannot run: .*amd64/bin has no kubeadm, kubelet"):
@@ -76,4 +83,4 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
             assert s.recv(64).startswith(b"SSH-2.0-OpenSSH")
     finally:
         node.teardown()
-        noderegistry.stop()
+        lab.stop()

@@ -9,10 +9,12 @@ import subprocess
 import tarfile
 
 import pytest
+import yaml
 
 from harness.matrix import cells as matrix
 from harness.matrix import platforms
-from harness.bootstrap import Options, airgap, get
+from harness.bootstrap import airgap, get
+from harness.bootstrap.base import Options
 from harness.bootstrap.kubeadm import config_api, repo_url
 from harness.common.errors import InfraError, UserError
 from harness.oci.layout import Layout
@@ -196,7 +198,9 @@ def test_microk8s_and_k3s_airgapped_plans(tmp_path):
     (root / "s390x" / "bin" / "k3s").write_bytes(b"\x7fELF")
     t = text(k3s.plan(cell, "127.0.0.1:5555"))
     assert "get.k3s.io" not in t and "ExecStart=/usr/local/bin/k3s server" in t
-    assert 'registry.k8s.io:\n    endpoint:\n      - "http://10.0.2.2:5555"' in t
+    registries = yaml.safe_load(t.split("registries.yaml <<'EOF'\n", 1)[1].split("EOF", 1)[0])
+    mirror = {"endpoint": ["http://10.0.2.2:5555"]}
+    assert registries == {"mirrors": {"docker.io": mirror, "registry.k8s.io": mirror}}
 
 
 def test_airgap_images_are_pushed_to_a_real_registry(artifacts_dir, tmp_path):

@@ -1,6 +1,6 @@
 """The container runtime and kubectl from the node distro's own packages: the path that runs end
 to end here. The node reaches its distro mirror through QEMU's user-mode NAT and pulls the
-sandbox image from the harness's registry (noderegistry) at the user-net gateway.
+sandbox image from the harness's registry (the run's Lab's node registry) at the user-net gateway.
 
 Debian 12 ships containerd 1.6, runc and kubernetes-client (kubectl 1.20); Debian 13 ships
 `kubectl` 1.32. containerd's sandbox_image is set to pause:<the cell release's pause version>
@@ -8,23 +8,22 @@ Debian 12 ships containerd 1.6, runc and kubernetes-client (kubectl 1.20); Debia
 """
 from __future__ import annotations
 
-import json
-import re
-
 from ..common.errors import InfraError
 from ..matrix.cells import Cell
 from ..services import noderegistry
-from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Bootstrapper, Step, containerd, run_steps
+from . import containerd
+from .base import VERSION_ARGS, Binary, Bootstrapper
+from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, run_steps
 
 KUBECTL_PACKAGE = {"bookworm": "kubernetes-client"}  # trixie and later: "kubectl"
 NOT_PACKAGED = "not packaged for this arch"
 
 
-class DistroBootstrapper(Bootstrapper):
+class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
     name = "distro"
 
-    def __init__(self, options=None, mirror: str | None = None):
-        super().__init__(options)
+    def __init__(self, options=None, lab=None, mirror: str | None = None):
+        super().__init__(options, lab)
         self.mirror = mirror  # None: the node image's own sources (the distro mirror)
 
     def binaries(self, cell: Cell) -> list[Binary]:
@@ -35,7 +34,7 @@ class DistroBootstrapper(Bootstrapper):
     def sandbox_ref(self, cell: Cell, registry_host: str) -> str:
         return f"{noderegistry.guest_host(registry_host)}/pause:{cell.release.pause}"
 
-    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         ref = self.sandbox_ref(cell, registry_host)
         gateway = ref.split("/", 1)[0]
         kubectl = KUBECTL_PACKAGE.get(cell.os.release, "kubectl")
@@ -58,33 +57,10 @@ class DistroBootstrapper(Bootstrapper):
         if cell.provider not in ("qemu",):
             raise InfraError(f"bootstrapper distro needs a node on QEMU user networking to reach the harness "
                              f"registry (provider {cell.provider} is not)", retryable=False)
-        reg = noderegistry.registry(cell.release.pause, progress)
+        reg = self.node_registry(cell, progress)
         run_steps(node, self.plan(cell, reg.host), node.artifacts / "bootstrap.log", progress, "distro")
         node.facts["bootstrap"] = "distro"
         if node.run("command -v kubectl").rc != 0:
             pkg = KUBECTL_PACKAGE.get(cell.os.release, "kubectl")
             node.facts["absent:kubectl"] = f"{cell.os.release} has no {pkg} package for {cell.platform.debian}"
             progress(f"distro: {node.facts['absent:kubectl']}")
-
-    def sandbox_image(self, node, cell: Cell) -> str | None:
-        out = node.run("containerd config dump")
-        m = re.search(r'^\s*sandbox_image\s*=\s*"([^"]+)"', out.stdout, re.M)
-        return m.group(1) if m else None
-
-    def pulled_sandbox_config(self, node, cell: Cell) -> tuple[str, dict] | None:
-        """(reference, image config) of the sandbox image as the node's containerd holds it: the
-        manifest it chose from the index for its own platform, and that manifest's config."""
-        ref = self.sandbox_image(node, cell)
-        if ref is None:
-            return None
-        ls = node.run(f"ctr -n k8s.io images ls name=={ref}").stdout.splitlines()
-        if len(ls) < 2:
-            return ref, {}
-        digest = ls[1].split()[2]
-        index = json.loads(node.run(f"ctr -n k8s.io content get {digest}").stdout)
-        for m in index.get("manifests", [index]):
-            got = node.run(f"ctr -n k8s.io content get {m['digest']}")
-            if got.rc == 0 and m is not index:
-                cfg_digest = json.loads(got.stdout)["config"]["digest"]
-                return ref, json.loads(node.run(f"ctr -n k8s.io content get {cfg_digest}").stdout)
-        return ref, {}

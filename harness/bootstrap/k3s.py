@@ -6,10 +6,13 @@ artifacts' images (e.g. k3s-airgap-images-<arch>.tar) were pushed.
 """
 from __future__ import annotations
 
+import yaml
+
 from ..common.errors import InfraError, UserError
 from ..matrix.cells import Cell
-from . import APT, APT_UPDATE, Binary, Step
-from .planned import PlannedBootstrapper, heredoc
+from .base import Binary
+from .planned import PlannedBootstrapper
+from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
 INSTALL = "https://get.k3s.io"
 UNIT = """[Unit]
@@ -55,7 +58,7 @@ class K3sBootstrapper(PlannedBootstrapper):
         if art is not None and art.missing(("k3s",)):
             raise InfraError(f"k3s offline: --artifacts {art.dir}/bin has no k3s", retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         art = self.artifacts(cell)
         steps = [APT_UPDATE]
         if art is None or "k3s" not in art.binaries():
@@ -77,15 +80,13 @@ class K3sBootstrapper(PlannedBootstrapper):
         mirror = self.registry_mirror(registry_host)
         if mirror:
             # docs.k3s.io/installation/private-registry: mirrors with plain-HTTP endpoints
-            text = "mirrors:\n" + "".join(f'  {r}:\n    endpoint:\n      - "http://{mirror}"\n'
-                                          for r in ("docker.io", "registry.k8s.io"))
+            text = yaml.safe_dump({"mirrors": {r: {"endpoint": [f"http://{mirror}"]}
+                                               for r in ("docker.io", "registry.k8s.io")}}, sort_keys=False)
             steps.append(Step("node", heredoc("/etc/rancher/k3s/registries.yaml", text),
                               "images from the harness registry"))
         return steps + [
             Step("node", "systemctl daemon-reload && systemctl enable --now k3s", "k3s server", phase="install"),
             Step("node", "for i in $(seq 300); do k3s kubectl get nodes 2>/dev/null | grep -q ' Ready' && exit 0; "
                          "sleep 2; done; k3s kubectl get nodes; exit 1", "node Ready", phase="install"),
-            Step("host", f"fetch node:{self.kubeconfig} -> <artifacts>/kubeconfig; ssh -O forward -L "
-                         f"127.0.0.1:<port>:127.0.0.1:{self.api_port}", "kubeconfig through an SSH tunnel",
-                 phase="install"),
+            self.kubeconfig_step(),
         ]

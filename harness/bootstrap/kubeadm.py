@@ -20,11 +20,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import yaml
+
 from ..binaries.release import STATIC
 from ..common.errors import InfraError, UserError
 from ..matrix.cells import Cell
-from . import APT, APT_UPDATE, VERSION_ARGS, Binary, Step, containerd
-from .planned import PlannedBootstrapper, heredoc
+from . import containerd
+from .base import VERSION_ARGS, Binary
+from .capabilities import Joins
+from .planned import PlannedBootstrapper
+from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
 PKGS = "https://pkgs.k8s.io"  # --package-base replaces it (a mirror); the path below is upstream's
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
@@ -34,6 +39,9 @@ FLANNEL = "https://github.com/flannel-io/flannel/releases/latest/download/kube-f
 ADMIN = "/etc/kubernetes/admin.conf"
 KUBECTL = f"kubectl --kubeconfig {ADMIN}"
 CONFIG = "/root/kubeadm.yaml"
+# kubernetesVersion: the installed kubeadm's own, asked on the node when the config is written (the
+# heredoc expands it), so the cluster is the version of the binaries under test, whatever the patch
+INSTALLED_VERSION = "$(kubeadm version -o short)"
 NEEDS = ("kubeadm", "kubelet", "kubectl")  # what an air-gapped kubeadm node needs from the artifacts
 # kubelet's unit and kubeadm's drop-in, as the kubelet/kubeadm debs install them
 # (kubernetes/release cmd/krel/templates/latest/kubelet/kubelet.service, kubeadm/10-kubeadm.conf)
@@ -76,7 +84,7 @@ def config_api(minor: str) -> str:
     return "kubeadm.k8s.io/v1beta4" if (major, m) >= (1, 31) else "kubeadm.k8s.io/v1beta3"
 
 
-class KubeadmBootstrapper(PlannedBootstrapper):
+class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapper):
     name = "kubeadm"
     kubeconfig = ADMIN
 
@@ -103,11 +111,11 @@ class KubeadmBootstrapper(PlannedBootstrapper):
 
     # ---- the plan --------------------------------------------------------------------------
 
-    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         if cell.control_plane:
             cp = cell.control_plane_cell()
             return ([replace(s, where="control-plane") for s in self.plan(cp, registry_host)]
-                    + self.worker_plan(cell, registry_host))
+                    + self.join_plan(cell, registry_host))
         return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host)
 
     def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
@@ -165,15 +173,18 @@ class KubeadmBootstrapper(PlannedBootstrapper):
         return steps
 
     def kubeadm_config(self, cell: Cell, registry_host: str) -> str:
+        """kubeadm's config file: InitConfiguration, ClusterConfiguration, KubeletConfiguration
+        (kubernetes.io "Configuring each kubelet in your cluster using kubeadm", kubeadm config API)."""
         api = config_api(cell.release.minor)
-        return (f"apiVersion: {api}\nkind: InitConfiguration\nnodeRegistration:\n"
-                f"  criSocket: unix:///run/containerd/containerd.sock\n---\n"
-                f"apiVersion: {api}\nkind: ClusterConfiguration\n"
-                f"kubernetesVersion: $(kubeadm version -o short)\n"
-                f"imageRepository: {self.image_repository(cell, registry_host)}\n"
-                f"networking:\n  podSubnet: {POD_SUBNET}\n"
-                f"apiServer:\n  certSANs: [\"127.0.0.1\", \"localhost\"]\n---\n"
-                f"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n")
+        return yaml.safe_dump_all([
+            {"apiVersion": api, "kind": "InitConfiguration",
+             "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}},
+            {"apiVersion": api, "kind": "ClusterConfiguration", "kubernetesVersion": INSTALLED_VERSION,
+             "imageRepository": self.image_repository(cell, registry_host), "networking": {"podSubnet": POD_SUBNET},
+             # the API certificate carries 127.0.0.1: the kubeconfig reaches it through an SSH tunnel
+             "apiServer": {"certSANs": ["127.0.0.1", "localhost"]}},
+            {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
+        ], sort_keys=False)
 
     def init_plan(self, cell: Cell, registry_host: str) -> list[Step]:
         art = self.artifacts(cell)
@@ -194,11 +205,10 @@ class KubeadmBootstrapper(PlannedBootstrapper):
                  "single-node cell: workloads may run on the control plane", phase="install"),
             Step("node", f"{KUBECTL} wait --for=condition=Ready node --all --timeout=300s", "node Ready",
                  phase="install"),
-            Step("host", f"fetch node:{ADMIN} -> <artifacts>/kubeconfig; ssh -O forward -L 127.0.0.1:<port>:"
-                         f"127.0.0.1:6443", "kubeconfig through an SSH tunnel", phase="install"),
+            self.kubeconfig_step(),
         ]
 
-    def worker_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+    def join_plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         join = "<the join command printed on the control plane>"
         if cell.os.os == "windows":
             # kubernetes.io "Adding Windows worker nodes" with kubernetes-sigs/sig-windows-tools

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from ..common.errors import InfraError
 from ..matrix.cells import Cell
-from . import APT, APT_UPDATE, Binary, Step
-from .planned import PlannedBootstrapper, heredoc
+from .base import Binary
+from .planned import PlannedBootstrapper
+from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
 STORE = "https://api.snapcraft.io"
 CERTS = "/var/snap/microk8s/current/args/certs.d"
@@ -33,7 +34,7 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
             raise InfraError(f"microk8s offline: --artifacts {art.dir}/snap has no microk8s_*.snap + .assert",
                              retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         art = self.artifacts(cell)
         steps = [
             APT_UPDATE,
@@ -64,7 +65,5 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
             Step("node", f"microk8s config > {self.kubeconfig}", "its kubeconfig", phase="install"),
             Step("node", "microk8s kubectl wait --for=condition=Ready node --all --timeout=300s", "node Ready",
                  phase="install"),
-            Step("host", f"fetch node:{self.kubeconfig} -> <artifacts>/kubeconfig; ssh -O forward -L "
-                         f"127.0.0.1:<port>:127.0.0.1:{self.api_port}", "kubeconfig through an SSH tunnel",
-                 phase="install"),
+            self.kubeconfig_step(),
         ]

@@ -3,7 +3,7 @@ wrong arch shows up here), and any Kubernetes binary that happens to be on it.""
 from __future__ import annotations
 
 from ..matrix.cells import Cell
-from . import KNOWN_BINARIES, VERSION_ARGS, Binary, Bootstrapper
+from .base import KNOWN_BINARIES, VERSION_ARGS, Binary, Bootstrapper
 
 
 class NoBootstrapper(Bootstrapper):

@@ -8,11 +8,13 @@ import re
 from ..common.errors import InfraError
 from ..matrix.cells import Cell
 from ..services import noderegistry
-from . import Bootstrapper, Cluster, Step, run_steps
 from .airgap import Artifacts
+from .base import Bootstrapper
+from .capabilities import BringsUpCluster, Cluster
+from .steps import REGISTRY_PLACEHOLDER, Step, kubeconfig_step, run_steps
 
 
-class PlannedBootstrapper(Bootstrapper):
+class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
     kubeconfig = ""  # where the bootstrapper leaves the admin kubeconfig on the node
     api_port = 6443
 
@@ -25,14 +27,18 @@ class PlannedBootstrapper(Bootstrapper):
             return None
         return noderegistry.guest_host(registry_host)
 
-    def plan(self, cell: Cell, registry_host: str = "127.0.0.1:PORT") -> list[Step]:  # pragma: no cover
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:  # pragma: no cover
         raise NotImplementedError
+
+    def kubeconfig_step(self) -> Step:
+        """The plan's last step: what install() does on this machine once the cluster is up."""
+        return kubeconfig_step(self.kubeconfig, self.api_port)
 
     def check(self, cell: Cell) -> None:
         """Refuse, before anything runs, what cannot work (missing artifacts...)."""
 
     def _steps(self, node, cell: Cell, phase: str, progress) -> None:
-        reg = noderegistry.registry(cell.release.pause, progress)
+        reg = self.node_registry(cell, progress)
         steps = [s for s in self.plan(cell, reg.host) if s.phase == phase]
         run_steps(node, steps, node.artifacts / "bootstrap.log", progress, self.name)
 
@@ -41,7 +47,7 @@ class PlannedBootstrapper(Bootstrapper):
             raise InfraError(f"{self.name} needs a node with network (docker nodes run with none)", retryable=False)
         art = self.artifacts(cell)
         if art is not None:
-            art.push(noderegistry.registry(cell.release.pause, progress).host, progress)
+            art.push(self.node_registry(cell, progress).host, progress)
         self._steps(node, cell, "prepare", progress)
         node.facts["bootstrap"] = self.name + (" (artifacts)" if art else "")
 
@@ -63,9 +69,3 @@ def fetch_kubeconfig(node, remote_path: str, api_port: int) -> Cluster:
     path.chmod(0o600)
     name = node.run("hostname").stdout.strip()
     return Cluster(path, node_name=name or None)
-
-
-def heredoc(path: str, text: str, expand: bool = False) -> str:
-    """A shell command writing `text` to `path` (expand: $(...) in it runs on the node)."""
-    quote = "" if expand else "'"
-    return f"mkdir -p $(dirname {path}) && cat > {path} <<{quote}EOF{quote}\n{text}EOF"

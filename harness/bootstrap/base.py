@@ -1,0 +1,66 @@
+"""The base every bootstrapper shares: the run's options, the binaries it promises, its plan of
+steps and the node-level preparation the suites judge before any cluster exists."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..common.errors import InfraError
+from ..matrix.cells import Cell
+from .steps import REGISTRY_PLACEHOLDER, Step
+
+# Every binary any bootstrapper may install: the binaries suite is parametrized over this list.
+KNOWN_BINARIES = ("sh", "kubectl", "kubelet", "kubeadm", "kube-proxy", "containerd", "runc", "crictl", "k3s")
+# How each one prints its version and exits (never run a daemon bare: containerd would start serving).
+VERSION_ARGS = {"sh": (), "kubectl": ("version", "--client"), "kubelet": ("--version",), "kubeadm": ("version",),
+                "kube-proxy": ("--version",), "containerd": ("--version",), "runc": ("--version",),
+                "crictl": ("--version",), "k3s": ("--version",)}
+
+
+@dataclass(frozen=True)
+class Binary:
+    """What a bootstrapper promises about one binary on the node."""
+
+    name: str
+    required: bool = True  # absent -> failure (else: checked only when present)
+    version: str | None = None  # expected in `--version` output, e.g. "v1.32" or "1.6.20"
+    version_args: tuple[str, ...] = ("--version",)
+    go: bool = False  # a Go program: check build info against the release
+    static: bool | None = None  # None: either is fine
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run tells its bootstrappers (plugin and CLI options)."""
+
+    artifacts: Path | None = None  # --artifacts DIR: air-gapped binaries, images, snaps
+    package_base: str | None = None  # --package-base URL: a mirror of pkgs.k8s.io (kubeadm)
+    k3s_version: str | None = None  # --k3s-version v1.32.3+k3s1 (default: the minor's channel)
+
+
+class Bootstrapper:
+    """What every bootstrapper does: promise binaries, plan its steps, prepare the node. What only
+    some can do is a capability (capabilities.py) that the suites ask for with isinstance."""
+
+    name = "base"
+
+    def __init__(self, options: Options | None = None, lab=None):
+        self.options = options or Options()
+        self.lab = lab  # the run's services (services.lab.Lab): the registry the nodes pull from
+
+    def binaries(self, cell: Cell) -> list[Binary]:
+        return []
+
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`)."""
+        return []
+
+    def prepare(self, node, cell: Cell, progress=print) -> None:
+        """Node-level setup (runtime, packages) before any suite looks at the node."""
+
+    def node_registry(self, cell: Cell, progress=print):
+        """The run's registry the nodes pull from, with the cell release's pause in it."""
+        if self.lab is None:
+            raise InfraError(f"bootstrapper {self.name} needs the run's Lab (the registry its nodes pull from)",
+                             retryable=False)
+        return self.lab.node_registry(cell.release.pause, progress)
