@@ -122,14 +122,9 @@ def to_json(rows: list[Row]) -> str:
 
 
 def to_junit(rows: list[Row], suite: str) -> str:
-    from junit_xml import TestCase, TestSuite, to_xml_report_string
+    from ..report import junit
 
-    cases = []
-    for r in rows:
-        c = TestCase(f"{r.image}[{r.platform}]", classname=f"readiness.{suite}", stdout=r.digest or "")
-        if r.status == "error":
-            c.add_error_info(r.message)
-        elif not r.ok:
-            c.add_failure_info(r.message)
-        cases.append(c)
-    return to_xml_report_string([TestSuite(f"readiness-{suite}", cases)])
+    cases = [junit.Case(f"readiness.{suite}", f"{r.image}[{r.platform}]",
+                        "error" if r.status == "error" else "passed" if r.ok else "failed", r.message,
+                        stdout=r.digest or "") for r in rows]
+    return junit.to_string(f"readiness {suite}", {f"readiness-{suite}": cases})

@@ -2,28 +2,11 @@
 columns Kubernetes version, each cell its counts."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
-from ..matrix import platforms
+from .grid import blocks, cell_status
 
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "E", "unsupported": "-", "skipped": "s"}
-
-
-def cell_status(counts: Counter) -> str:
-    """The one word a cell's colour says: failed > error > passed > unsupported > not run."""
-    for o in ("failed", "error", "passed", "unsupported", "skipped"):
-        if counts.get(o):
-            return o
-    return "not run"
-
-
-def summarize(run) -> dict:
-    """{(distro, bootstrapper, provider): {(arch, k8s): Counter}}"""
-    grids: dict = defaultdict(lambda: defaultdict(Counter))
-    for r in run.records:
-        a = r.axes
-        grids[(a.get("distro"), a.get("bootstrapper"), a.get("provider"))][(a.get("arch"), a.get("kubernetes"))][r.outcome] += 1
-    return grids
 
 
 def _label(counts: Counter) -> str:
@@ -36,14 +19,13 @@ def _label(counts: Counter) -> str:
 
 def grid(run) -> list[str]:
     lines = []
-    for (distro, boot, prov), cells in sorted(summarize(run).items(), key=lambda kv: tuple(map(str, kv[0]))):
-        versions = sorted({k for _, k in cells}, key=lambda v: tuple(int(x) for x in v.split(".")))
-        arches = sorted({a for a, _ in cells}, key=platforms.arch_order)
-        lines.append(f"{distro} / {boot} / {prov}")
-        width = max([len(_label(c)) for c in cells.values()] + [6])
-        lines.append("  " + f"{'arch':8}" + "".join(f" {'v' + v:>{width}}" for v in versions))
-        for a in arches:
-            row = "".join(f" {_label(cells[(a, v)]) if (a, v) in cells else 'not run':>{width}}" for v in versions)
+    for b in blocks(run):
+        lines.append(b.title)
+        width = max([len(_label(c)) for c in b.cells.values()] + [6])
+        lines.append("  " + f"{'arch':8}" + "".join(f" {'v' + v:>{width}}" for v in b.versions))
+        for a in b.arches:
+            row = "".join(f" {_label(b.cells[(a, v)]) if (a, v) in b.cells else 'not run':>{width}}"
+                          for v in b.versions)
             lines.append(f"  {a:8}{row}")
     lines.append("  (✓ passed  ✗ failed  E error: infrastructure  unsupported: cannot exist)")
     return lines

@@ -11,7 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, select_autoescape
 
 from ..matrix import platforms
-from .console import cell_status, summarize
+from .grid import blocks, cell_status
 from .history import analyse
 
 COLOURS = {"passed": "#2e9d4f", "failed": "#d1342f", "error": "#8e44ad", "unsupported": "#b8b8b8",
@@ -91,12 +91,10 @@ def render(runs: list, out: Path) -> Path:
     # cell id by (distro, bootstrapper, provider, arch, kubernetes): one pass over the records
     id_of = {tuple(r.axes.get(a) for a in ("distro", "bootstrapper", "provider", "arch", "kubernetes")): r.cell
              for r in run.records}
-    for (distro, boot, prov), cells in sorted(summarize(run).items(), key=lambda kv: tuple(map(str, kv[0]))):
-        ids = {key: id_of[(distro, boot, prov, *key)] for key in cells}
-        g = {"title": f"{distro} / {boot} / {prov}",
-             "versions": sorted({v for _, v in cells}, key=lambda v: tuple(int(x) for x in v.split("."))),
-             "arches": sorted({a for a, _ in cells}, key=platforms.arch_order), "cells": {}}
-        for key, counts in cells.items():
+    for b in blocks(run):
+        ids = {key: id_of[(*b.key, *key)] for key in b.cells}
+        g = {"title": b.title, "versions": b.versions, "arches": b.arches, "cells": {}}
+        for key, counts in b.cells.items():
             h = hist.get(ids[key])
             g["cells"][key] = {"id": ids[key], "status": cell_status(counts), "label": _label(counts),
                                "flaky": bool(h and h.flaky), "new": bool(h and h.new_since_green)}

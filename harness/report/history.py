@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .console import cell_status
+from .grid import cell_status
 
 
 @dataclass
