@@ -41,25 +41,28 @@ def run_cli():
     return run
 
 
+# Every process this session starts inherits this mark (the environment passes to children, also
+# to an ssh ControlMaster or a containerd that outlives its parent): on a shared machine other
+# engineers' runs start the same kinds of process, without our mark.
+SESSION_MARK = f"ARCHMATRIX_TEST_SESSION={os.getpid()}"
+os.environ["ARCHMATRIX_TEST_SESSION"] = str(os.getpid())
+
+
 def _ours(pid: int) -> bool:
-    """A process of this test session: a descendant of it, or an orphan (its parent is init: whoever
-    started it is gone, a leak). On a shared machine other engineers' runs start the same kinds of
-    process under their own live parents: those are not ours."""
-    me = os.getpid()
-    try:
-        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    if ppid <= 1:
-        return True
-    while pid > 1:
-        if pid == me:
+    """A process of this test session: a descendant of it, or one carrying its mark (an orphan
+    whose parent is gone: a leak)."""
+    me, p = os.getpid(), pid
+    while p > 1:
+        if p == me:
             return True
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            p = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
-            return False
-    return False
+            break
+    try:
+        return SESSION_MARK.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def _building(mount: str) -> bool:
