@@ -26,7 +26,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 def _cells(args) -> list[Cell]:
     path = args.matrix or default_matrix()
     return cells_for(path, args.shard, args.cell, inventory=getattr(args, "inventory", None),
-                            **{a: getattr(args, a) for a in AXES})
+                     **{a: getattr(args, a) for a in AXES})
 
 
 def _one_cell(args) -> Cell:

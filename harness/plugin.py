@@ -73,7 +73,7 @@ def _selected(config) -> list[Cell] | None:
             return None
     filters = {axis: config.getoption(f"am_{axis}") for axis in AXES}
     return cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
-                            inventory=config.getoption("am_inventory"), **filters)
+                     inventory=config.getoption("am_inventory"), **filters)
 
 
 @pytest.hookimpl(tryfirst=True)
