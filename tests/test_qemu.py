@@ -134,9 +134,12 @@ def test_sigint_tears_the_node_down(image, tmp_path):
     image("amd64")
     m = tmp_path / "m.yaml"
     m.write_text("axes: {arch: [amd64], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], provider: [qemu]}\n")
+    # SIGINT back to its default in the child: under a non-interactive shell's background job (CI) it is
+    # ignored, and Python then never turns it into KeyboardInterrupt (as in test_base_images)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "suites/test_binaries.py", "--matrix", str(m), "-q", "-s",
                              "-p", "no:cacheprovider", "--reports-dir", str(tmp_path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     pid = None
     while time.monotonic() < deadline and pid is None:
