@@ -93,6 +93,13 @@ def go_minor(version: str) -> str:
     return ".".join(v.split(".")[:2])
 
 
+def kubelet_max_skew(kubelet: tuple[int, int]) -> int:
+    """How many minors older than kube-apiserver a kubelet of this version may be
+    (kubernetes.io/releases/version-skew-policy, "kubelet": up to three minor versions older,
+    "kubelet < 1.25 may only be up to two"; the three came with Kubernetes 1.28, KEP-3935)."""
+    return 3 if kubelet >= (1, 25) else 2
+
+
 # ---- Go toolchains of a release line -------------------------------------------------------
 #
 # A Kubernetes release line starts with the Go of its vX.Y.0 (Release.go) and its patch
