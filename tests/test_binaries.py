@@ -227,6 +227,18 @@ def test_binaries_suite_artifacts_mode(kubectl):
     assert "1 skipped" in out.stdout and out.returncode == 0
 
 
+def test_version_of_a_real_kubectl(debian_kubectl):
+    """bookworm's kubectl is static: it runs here and prints its version."""
+    out = subprocess.run([str(debian_kubectl["bookworm"]), "version", "--client"], capture_output=True, text=True,
+                         timeout=60)
+    text = out.stdout + out.stderr
+    assert 'GitVersion:"v1.20.2"' in text, text
+    assert elf.check_version("kubectl", text, "v1.20").ok
+    v = elf.check_version("kubectl", text, "v1.2")
+    assert not v.ok and v.message.startswith("kubectl: expected version v1.2, found 'Client Version: version.Info{")
+    assert not elf.check_version("kubectl", text, "v1.32").ok
+
+
 def test_version_output_matching():
     out = "Client Version: v1.32.3\nKustomize Version: v5.5.0\n"
     assert elf.check_version("kubectl", out, "v1.32").ok

@@ -140,6 +140,29 @@ def test_reference_parsing():
     assert registry.parse("registry.k8s.io/coredns/coredns:v1.11.3").repository == "coredns/coredns"
 
 
+def test_sandbox_image_check_on_containerds_real_config(tmp_path):
+    """containerd's own default config names another pause than the release's; the edit every
+    bootstrapper runs (bootstrap/containerd.py) makes it the release's."""
+    import re
+
+    from conftest import need
+    from harness.bootstrap import containerd
+
+    need("containerd", "containerd")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(subprocess.run(["containerd", "config", "default"], capture_output=True, text=True, check=True).stdout)
+
+    def configured():
+        return re.search(r'^\s*sandbox_image\s*=\s*"([^"]+)"', cfg.read_text(), re.M)[1]
+
+    default = configured()
+    v = images.check_sandbox_image("containerd's default", default, "3.10")
+    assert not v.ok and v.message == f"containerd's default: expected sandbox image pause:3.10, found {default}"
+    edit = containerd.steps("registry.k8s.io/pause:3.10")[1].command.replace(containerd.CONFIG, str(cfg))
+    subprocess.run(["sh", "-c", edit], check=True)
+    assert images.check_sandbox_image("edited", configured(), "3.10").ok
+
+
 def test_sandbox_image_check():
     assert images.check_sandbox_image("n", "registry.k8s.io/pause:3.10", "3.10").ok
     v = images.check_sandbox_image("n", "registry.k8s.io/pause:3.9", "3.10")

@@ -211,3 +211,10 @@ def test_suite_fails_a_wrong_cell_with_named_messages(tmp_path):
     assert out.returncode == 1
     assert "expected label kubernetes.io/arch=s390x, found kubernetes.io/arch=arm64" in out.stdout
     assert "expected kubelet v1.33.x, found v1.35.0" in out.stdout
+
+
+def test_recorded_taints_judged():
+    node = load("amd64-kubeadm-unknown.yaml")  # a real kubeadm control plane: master NoSchedule
+    assert labels.check_taints(node, [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]).ok
+    v = labels.check_taints(node, [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+    assert not v.ok and "found node-role.kubernetes.io/master:NoSchedule" in v.message
