@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+from harness.checks.elf import _uvarint as _read_uvarint  # the reader's decoding; the writer below is ours
+
 MAGIC = b"\xff Go buildinf:"
 
 
@@ -13,17 +15,6 @@ def _uvarint(value: int) -> bytes:
         out.append(value & 0x7F | 0x80)
         value >>= 7
     return bytes(out + bytes([value]))
-
-
-def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def strip_section_headers(data: bytes) -> bytes:
