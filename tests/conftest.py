@@ -66,7 +66,7 @@ def nothing_leaks():
         if not left:
             return
         time.sleep(0.25)
-    pytest.fail(f"processes left running after the tests: {sorted(left)}")
+    pytest.fail(f"processes left running after the tests: {sorted(left, key=str)}")
 
 
 def registry_and_layout(tmp_path_factory):
