@@ -30,7 +30,9 @@ def reg(tmp_path_factory):
                 entrypoint=("/pause.exe",))
     lay.tag("windows", [img("amd64"), win])
     lay.tag("v8", [Image({"os": "linux", "architecture": "arm64", "variant": "v8"}, {"/pause": b"x"})])
-    for tag in ("good", "no-s390x", "liar", "single", "windows", "v8"):
+    lay.tag("arm-no-variant", [img("amd64"), Image({"os": "linux", "architecture": "arm"}, {"/pause": b"arm"})])
+    lay.tag("armv6", [img("amd64"), Image({"os": "linux", "architecture": "arm", "variant": "v6"}, {"/pause": b"v6"})])
+    for tag in ("good", "no-s390x", "liar", "single", "windows", "v8", "arm-no-variant", "armv6"):
         push(lay, tag, f"{r.host}/pause:{tag}")
     push(lay, "good", f"{r.host}/pause:v2s2", docker_v2s2=True)
     yield r
@@ -95,6 +97,28 @@ def test_windows_entry_needs_its_os_version(client, reg):
 def test_arm64_v8_variant_equals_no_variant(client, reg):
     ref, m = index(client, reg, "v8")
     assert images.check_has_platform(ref, m.body, platforms.arch("arm64")).ok
+    ref, m = index(client, reg, "good")  # linux/arm64 with no variant
+    v = images.check_has_platform(ref, m.body, platforms.arch("arm64"))
+    assert v.ok and "containerd" not in v.message
+    ref, m = index(client, reg, "single")
+    assert not images.check_has_platform(ref, m.body, platforms.arch("arm64")).ok
+
+
+def test_arm_with_no_variant_is_what_containerd_pulls_for_arm_v7(client, reg):
+    """containerd/platforms normalizeArch: arm with no variant is arm/v7; v6 is another platform."""
+    arm = platforms.arch("arm")
+    ref, m = index(client, reg, "arm-no-variant")
+    v = images.check_has_platform(ref, m.body, arm)
+    assert v.ok, v.message
+    assert "the entry says linux/arm with no variant, which containerd pulls for arm/v7" in v.message
+    entry = images.find_entry(m.body, arm)
+    assert images.check_config(ref, entry["platform"], client.config(ref, client.manifest(ref, entry["digest"]))).ok
+    ref, m = index(client, reg, "armv6")
+    v = images.check_has_platform(ref, m.body, arm)
+    assert not v.ok and "expected an entry for linux/arm/v7, found linux/amd64, linux/arm/v6" in v.message
+    ref, m = index(client, reg, "good")  # linux/arm/v7 says its variant: no note needed
+    v = images.check_has_platform(ref, m.body, arm)
+    assert v.ok and "containerd" not in v.message
 
 
 def test_missing_tag_and_dead_registry_are_clear_errors(client, reg):
@@ -115,6 +139,29 @@ def test_reference_parsing():
     assert (r.host, r.repository, r.digest[:7]) == ("127.0.0.1:5000", "a/b", "sha256:")
     assert registry.parse("busybox").repository == "library/busybox"
     assert registry.parse("registry.k8s.io/coredns/coredns:v1.11.3").repository == "coredns/coredns"
+
+
+def test_sandbox_image_check_on_containerds_real_config(tmp_path):
+    """containerd's own default config names another pause than the release's; the edit every
+    bootstrapper runs (bootstrap/containerd.py) makes it the release's."""
+    import re
+
+    from conftest import need
+    from harness.bootstrap import containerd
+
+    need("containerd", "containerd")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(subprocess.run(["containerd", "config", "default"], capture_output=True, text=True, check=True).stdout)
+
+    def configured():
+        return re.search(r'^\s*sandbox_image\s*=\s*"([^"]+)"', cfg.read_text(), re.M)[1]
+
+    default = configured()
+    v = images.check_sandbox_image("containerd's default", default, "3.10")
+    assert not v.ok and v.message == f"containerd's default: expected sandbox image pause:3.10, found {default}"
+    edit = containerd.steps("registry.k8s.io/pause:3.10")[1].command.replace(containerd.CONFIG, str(cfg))
+    subprocess.run(["sh", "-c", edit], check=True)
+    assert images.check_sandbox_image("edited", configured(), "3.10").ok
 
 
 def test_sandbox_image_check():

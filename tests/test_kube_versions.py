@@ -40,3 +40,26 @@ def test_image_list_matches_kubeadm_naming():
     assert imgs["coredns"].startswith("registry.k8s.io/coredns/coredns:v")
     assert imgs["kube-apiserver"] == "registry.k8s.io/kube-apiserver:v1.32.0"
     assert len(imgs) == 7
+
+
+def test_go_facts_of_each_line_are_consistent():
+    """Every recorded move is to a newer Go minor than the line's .0 and no newer than the newest a
+    release is built with; a final patch release is of the line, built with a Go the line had."""
+    key = kv.go_version_key
+    assert set(kv.GO) <= {r.minor for r in kv.RELEASES}
+    newest = kv.newest_go_minor()
+    for r in kv.RELEASES:
+        line = kv.go_line(r)
+        assert line.source or r.minor not in kv.GO, r.minor
+        for minor, pr in line.moved:
+            assert key(kv.go_minor(r.go)) < key(minor) <= key(newest) and pr.startswith("#"), (r.minor, minor)
+        if line.final:
+            patch, go = line.final
+            assert patch.startswith(f"v{r.minor}.") and key(go) >= key(r.go), r.minor
+            assert kv.go_minor(go) in {kv.go_minor(r.go), *dict(line.moved)}, r.minor
+
+
+@pytest.mark.parametrize("text,want", [("go1.24.4", (1, 24, 4)), ("1.26", (1, 26, 0)), ("go1.26rc1", (1, 26, -1)),
+                                       ("go1.22.5 X:boringcrypto", (1, 22, 5)), ("devel +abc", None), ("", None)])
+def test_go_version_key(text, want):
+    assert kv.go_version_key(text) == want

@@ -1,4 +1,4 @@
-"""Node registration checks on real recorded Node objects (../shared/fixtures/nodes) and on
+"""Node registration checks on real recorded Node objects (tests/fixtures/nodes) and on
 edited copies of them; then the suite end to end through the plugin on those recordings."""
 import copy
 import subprocess
@@ -11,10 +11,7 @@ from harness.matrix import kube_versions, platforms
 from harness.checks import labels, placement
 from conftest import ROOT
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "nodes"
-if not FIXTURES.is_dir():
-    pytest.skip(f"recorded Node objects not found at {FIXTURES} (../shared beside the checkout)",
-                allow_module_level=True)
+FIXTURES = ROOT / "tests" / "fixtures" / "nodes"
 
 
 def load(name):
@@ -61,18 +58,65 @@ def test_recorded_node_judged_right(fixture):
 
 
 def test_beta_only_node_names_what_it_found():
-    v = labels.check_arch_label(load("amd64-kubeadm-unknown.yaml"), A("amd64"))
-    assert "found it not present (only beta.kubernetes.io/arch=amd64)" in v.message
-    assert labels.check_beta_labels(load("amd64-kubeadm-unknown.yaml")).warning is False
+    node = load("amd64-kubeadm-unknown.yaml")  # a pre-1.14 kubelet: beta labels only
+    v = labels.check_arch_label(node, A("amd64"))
+    assert not v.ok and "found it not present (only beta.kubernetes.io/arch=amd64)" in v.message
+    v = labels.check_beta_labels(node)  # nothing to disagree with: said, not failed
+    assert v.ok and v.warning, v.message
+    assert "beta.kubernetes.io/arch=amd64 with kubernetes.io/arch not present to compare" in v.message
 
 
-def test_windows_node_info_and_missing_build_label():
-    node = load("amd64-windows-acs-engine-v1.9.0-alpha.0.yaml")
-    assert labels.check_node_info(node, A("amd64"), "windows").ok
-    v = labels.check_windows_build(node, "10.0.20348")
-    assert not v.ok and "not present" in v.message
-    v = labels.check_kubelet_version(node, REL("1.27"))
-    assert "v1.9.0-alpha.0" in v.message
+def test_beta_labels_equal_pass_disagreeing_fail_absent_warn():
+    good = load("arm64-minikube-v1.35.0.yaml")
+    v = labels.check_beta_labels(good)
+    assert v.ok and not v.warning
+    assert v.message == ("node datagen-1-35: beta labels present and equal to kubernetes.io/arch=arm64, "
+                         "kubernetes.io/os=linux")
+    for beta, value in (("beta.kubernetes.io/arch", "amd64"), ("beta.kubernetes.io/os", "windows")):
+        lying = copy.deepcopy(good)
+        lying["metadata"]["labels"][beta] = value
+        ga = beta.removeprefix("beta.")
+        v = labels.check_beta_labels(lying)
+        assert not v.ok and f"found {beta}={value} but {ga}={good['metadata']['labels'][ga]}" in v.message, v.message
+    no_beta = copy.deepcopy(good)
+    del no_beta["metadata"]["labels"]["beta.kubernetes.io/arch"]
+    v = labels.check_beta_labels(no_beta)
+    assert v.ok and v.warning and "beta.kubernetes.io/arch not present" in v.message
+
+
+def test_node_without_metadata_name_is_named_by_its_hostname_label():
+    node = load("arm-kubeadm-v1.14.1.yaml")  # labels only, as posted
+    assert "name" not in node["metadata"]
+    got = verdicts(node, "arm", "linux", "1.27")
+    got["beta"] = labels.check_beta_labels(node)
+    got["taints"] = labels.check_taints(node, [{"key": "k", "value": "v", "effect": "NoSchedule"}])
+    got["windows"] = labels.check_windows_build(node, "10.0.20348")
+    for k, v in got.items():
+        assert v.message.startswith("node raspi001 (by its kubernetes.io/hostname label: no metadata.name): "), (k, v.message)
+    assert labels.name({"metadata": {}}) == "(unnamed node)"
+
+
+def test_kubelet_skew_against_the_control_plane_the_cell_names():
+    """Real recorded kubelets against control planes of other versions (version skew policy)."""
+    minikube, microk8s = load("arm64-minikube-v1.35.0.yaml"), load("amd64-microk8s-v1.32.3.yaml")
+    v = labels.check_kubelet_version(minikube, REL("1.35"), REL("1.36"))
+    assert v.ok and v.warning and v.message == ("node datagen-1-35: kubelet v1.35.0 is 1 minor version older than the "
+                                                "control plane v1.36 (the version skew policy allows 3)")
+    v = labels.check_kubelet_version(microk8s, REL("1.32"), REL("1.35"))
+    assert v.ok and v.warning and "kubelet v1.32.3 is 3 minor versions older than the control plane v1.35" in v.message
+    v = labels.check_kubelet_version(microk8s, REL("1.32"), REL("1.36"))
+    assert not v.ok and "expected kubelet at most 3 minor versions older than the control plane v1.36" in v.message
+    v = labels.check_kubelet_version(minikube, REL("1.35"), REL("1.34"))
+    assert not v.ok and "expected kubelet no newer than the control plane v1.34 (version skew policy), found v1.35.0" \
+        in v.message
+    v = labels.check_kubelet_version(minikube, REL("1.35"), REL("1.35"))
+    assert v.ok and not v.warning
+    v = labels.check_kubelet_version(minikube, REL("1.36"), REL("1.36"))  # not the cell's kubelet
+    assert not v.ok and "expected kubelet v1.36.x, found v1.35.0" in v.message
+    v = labels.check_kubelet_version(minikube, REL("1.36"))  # no control plane named: the cell's own
+    assert not v.ok and v.message == "node datagen-1-35: expected kubelet v1.36.x, found v1.35.0"
+    # kubelets before 1.25 may only be two minors older
+    assert (kube_versions.kubelet_max_skew((1, 24)), kube_versions.kubelet_max_skew((1, 25))) == (2, 3)
 
 
 def test_edited_variants():
@@ -82,11 +126,6 @@ def test_edited_variants():
     del beta_only["metadata"]["labels"]["kubernetes.io/arch"], beta_only["metadata"]["labels"]["kubernetes.io/os"]
     assert not labels.check_arch_label(beta_only, A("arm64")).ok
 
-    no_beta = copy.deepcopy(good)
-    del no_beta["metadata"]["labels"]["beta.kubernetes.io/arch"]
-    v = labels.check_beta_labels(no_beta)
-    assert v.ok and v.warning and "beta.kubernetes.io/arch not present" in v.message
-
     lying = copy.deepcopy(good)
     lying["status"]["nodeInfo"]["architecture"] = "amd64"
     v = labels.check_node_info(lying, A("arm64"), "linux")
@@ -95,6 +134,11 @@ def test_edited_variants():
     lying_label["metadata"]["labels"]["kubernetes.io/arch"] = "amd64"
     v = labels.check_node_info(lying_label, A("arm64"), "linux")
     assert not v.ok and "label kubernetes.io/arch=amd64" in v.message
+    lying_os = copy.deepcopy(good)
+    lying_os["metadata"]["labels"]["kubernetes.io/os"] = "windows"
+    v = labels.check_node_info(lying_os, A("arm64"), "linux")
+    assert not v.ok and v.message == "node datagen-1-35: nodeInfo says linux/arm64 but label kubernetes.io/os=windows"
+    assert labels.check_node_info(good, A("arm64"), "linux").ok
 
     not_ready = copy.deepcopy(good)
     ready = next(c for c in not_ready["status"]["conditions"] if c["type"] == "Ready")
@@ -113,6 +157,8 @@ def test_edited_variants():
     win["metadata"]["labels"][labels.WINDOWS_BUILD] = "10.0.17763"
     v = labels.check_windows_build(win, "10.0.20348")
     assert not v.ok and "found 10.0.17763" in v.message
+    win["metadata"]["labels"][labels.WINDOWS_BUILD] = "10.0.20348"
+    assert labels.check_windows_build(win, "10.0.20348").ok
 
 
 def test_placement_verdicts():
@@ -148,9 +194,27 @@ def test_suite_passes_a_good_recorded_node(tmp_path):
     assert "recorded cluster: no API server to schedule pods on" in out.stdout
 
 
+def test_suite_judges_kubelet_skew_against_the_matrix_control_plane(tmp_path):
+    cell = "axes: {arch: [arm64], distro: [debian12], kubernetes: ['1.35'], bootstrapper: [kubeadm], provider: [ssh]}\n"
+    rule = "control_plane:\n  - match: {arch: arm64}\n    node: {arch: amd64, distro: debian12, kubernetes: '%s'}\n"
+    out = run_suite(tmp_path, cell + rule % "1.36", "arm64-minikube-v1.35.0.yaml", "-k", "kubelet")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "kubelet v1.35.0 is 1 minor version older than the control plane v1.36" in out.stdout  # the warning
+    out = run_suite(tmp_path, cell + rule % "1.34", "arm64-minikube-v1.35.0.yaml", "-k", "kubelet")
+    assert out.returncode == 1
+    assert "expected kubelet no newer than the control plane v1.34 (version skew policy), found v1.35.0" in out.stdout
+
+
 def test_suite_fails_a_wrong_cell_with_named_messages(tmp_path):
     out = run_suite(tmp_path, "axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.33'], "
                               "bootstrapper: [kubeadm], provider: [ssh]}\n", "arm64-minikube-v1.35.0.yaml")
     assert out.returncode == 1
     assert "expected label kubernetes.io/arch=s390x, found kubernetes.io/arch=arm64" in out.stdout
     assert "expected kubelet v1.33.x, found v1.35.0" in out.stdout
+
+
+def test_recorded_taints_judged():
+    node = load("amd64-kubeadm-unknown.yaml")  # a real kubeadm control plane: master NoSchedule
+    assert labels.check_taints(node, [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]).ok
+    v = labels.check_taints(node, [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+    assert not v.ok and "found node-role.kubernetes.io/master:NoSchedule" in v.message

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from harness.matrix import cells as matrix
-from harness.matrix import platforms
+from harness.matrix import kube_versions, platforms
 from harness.common.errors import UserError
 
 GOOD = """\
@@ -36,7 +36,10 @@ def write(tmp_path, text, name="matrix.yaml"):
 def test_expand_ids_sorted_and_stable(tmp_path):
     cells = matrix.cells_for(write(tmp_path, GOOD))
     ids = [c.id for c in cells]
-    assert ids[0] == "amd64-debian12-v1.32-none-local" or ids[0].startswith("amd64-")
+    latest = kube_versions.RELEASES[-1].minor
+    # platform-table order (amd64 first), then distro, then version (the included 1.32 before latest)
+    assert ids[:3] == ["amd64-debian12-v1.32-none-local", f"amd64-debian12-v{latest}-none-qemu",
+                       f"amd64-debian13-v{latest}-none-qemu"]
     # platform-table order, then distro, then version
     order = [platforms.arch_order(c.arch) for c in cells]
     assert order == sorted(order)

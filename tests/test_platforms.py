@@ -68,10 +68,34 @@ def test_qemu_system_binary_package_and_machine(p):
         owner = subprocess.run(["dpkg", "-S", "/usr/bin/" + p.qemu.system], capture_output=True, text=True)
     assert owner.stdout.split(":")[0] == p.qemu.package
     machines = subprocess.run([p.qemu.system, "-machine", "help"], capture_output=True, text=True).stdout
-    assert p.qemu.machine.split(",")[0] in machines.split()
+    assert p.qemu.machine.split(",")[0] in {line.split()[0] for line in machines.splitlines()[1:] if line.strip()}
     if p.qemu.cpu:
         cpus = subprocess.run([p.qemu.system, "-cpu", "help"], capture_output=True, text=True).stdout
-        assert p.qemu.cpu.split(",")[0] in cpus
+        models = cpu_models(cpus)
+        assert p.qemu.cpu.split(",")[0] in models, sorted(models)
+
+
+def cpu_models(help_text: str) -> set[str]:
+    """The model names `qemu-system-* -cpu help` lists: its first column, or the second where
+    every line starts with the same target prefix (x86, s390, PowerPC); the list ends at the
+    first blank line (x86 goes on with CPUID flags)."""
+    rows = []
+    for line in help_text.splitlines():
+        if not line.strip():
+            if rows:
+                break
+            continue
+        if not line.rstrip().endswith(":"):  # "Available CPUs:"
+            rows.append(line.split())
+    prefixes = {r[0] for r in rows}
+    return {r[1] for r in rows if len(r) > 1} if len(prefixes) == 1 else {r[0] for r in rows}
+
+
+def test_cpu_models_parse_qemu_lists():
+    need("qemu-system-x86_64", "qemu-system-x86")
+    x86 = cpu_models(subprocess.run(["qemu-system-x86_64", "-cpu", "help"], capture_output=True, text=True).stdout)
+    assert {"max", "qemu64", "host"} <= x86 and "x86" not in x86 and "ma" not in x86
+    assert not {"3dnow", "sse4.2"} & x86  # CPUID flags are not models
 
 
 def test_distro_rows_name_real_arches():

@@ -99,6 +99,24 @@ def test_foreign_arch_worker_joins_an_amd64_control_plane(tmp_path):
     assert "install -y kubelet kubeadm kubectl" in worker  # the worker gets the same packages
 
 
+def test_control_plane_of_another_release(tmp_path):
+    """`node: {kubernetes: ...}` names the control plane's version: the plan installs it there, and
+    the node registration suite judges the cell's kubelet against it (version skew policy)."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.34'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n"
+                 "    node: {arch: amd64, distro: debian12, kubernetes: v1.36}\n")
+    cell = matrix.cells_for(m)[0]
+    assert cell.kubernetes == "1.34" and cell.control_plane_release.minor == "1.36"
+    assert cell.control_plane_cell().kubernetes == "1.36"
+    steps = get("kubeadm").plan(cell)
+    assert "core:/stable:/v1.36/deb" in text([s for s in steps if s.where == "control-plane"])
+    assert "core:/stable:/v1.34/deb" in text([s for s in steps if s.where == "node"])
+    m.write_text(m.read_text().replace("v1.36", "1.99"))
+    with pytest.raises(UserError, match=r"m.yaml:4: control_plane\[0\].node.kubernetes: unknown kubernetes version '1.99'"):
+        matrix.cells_for(m)
+
+
 def test_control_plane_rule_is_validated(tmp_path):
     m = tmp_path / "m.yaml"
     m.write_text("axes: {arch: [amd64], distro: [debian12], kubernetes: [latest], bootstrapper: [kubeadm], "

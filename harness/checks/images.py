@@ -20,8 +20,9 @@ def platform_of(p: dict) -> str:
 
 
 def matches(p: dict, row: platforms.Platform, os: str = "linux", os_version: str | None = None) -> bool:
-    """Does an index entry's platform serve this arch/os? An absent variant counts as the
-    arch's default (arm64 -> v8); Windows entries must carry an os.version of that build."""
+    """Does an index entry's platform serve this arch/os? An absent variant counts as what
+    containerd normalizes it to (arm -> v7, arm64 -> v8: the row's default_variant); Windows
+    entries must carry an os.version of that build."""
     if p.get("os") != os or p.get("architecture") != row.name:
         return False
     if _variant(p, row) != (row.oci_variant or row.default_variant):
@@ -54,7 +55,12 @@ def check_has_platform(ref: str, body: dict, row: platforms.Platform, os: str = 
     found = ", ".join(platform_of(d.get("platform") or {}) for d in body.get("manifests") or ()) or "no entries"
     if entry is None:
         return Verdict(False, f"{ref}: expected an entry for {want}, found {found}")
-    return Verdict(True, f"{ref}: {want} -> {entry['digest']}")
+    said = entry.get("platform") or {}
+    why = ""
+    if row.oci_variant and not said.get("variant"):
+        why = (f" (the entry says {platform_of(said)} with no variant, which containerd pulls for "
+               f"{row.name}/{row.default_variant}: its platform normalization defaults {row.name} to {row.default_variant})")
+    return Verdict(True, f"{ref}: {want} -> {entry['digest']}{why}")
 
 
 def check_config(ref: str, descriptor_platform: dict, config: dict) -> Verdict:

@@ -10,11 +10,18 @@ from . import Verdict
 
 ARCH, OS = "kubernetes.io/arch", "kubernetes.io/os"
 BETA_ARCH, BETA_OS = "beta.kubernetes.io/arch", "beta.kubernetes.io/os"
+HOSTNAME = "kubernetes.io/hostname"
 WINDOWS_BUILD = "node.kubernetes.io/windows-build"
 
 
 def name(node: dict) -> str:
-    return (node.get("metadata") or {}).get("name") or "(unnamed node)"
+    """How messages name the node: metadata.name, else its kubernetes.io/hostname label (which
+    kubelet writes at registration; recorded fragments may carry labels and no name)."""
+    meta = node.get("metadata") or {}
+    if meta.get("name"):
+        return meta["name"]
+    host = (meta.get("labels") or {}).get(HOSTNAME)
+    return f"{host} (by its {HOSTNAME} label: no metadata.name)" if host else "(unnamed node)"
 
 
 def labels(node: dict) -> dict:
@@ -49,31 +56,59 @@ def check_node_info(node: dict, row: platforms.Platform, os: str) -> Verdict:
     got = f"{ni.get('operatingSystem', 'not present')}/{ni.get('architecture', 'not present')}"
     ok = got == f"{os}/{row.name}"
     lab = labels(node)
-    if ok and lab.get(ARCH) not in (None, row.name):
-        return Verdict(False, f"node {name(node)}: nodeInfo says {got} but label {ARCH}={lab[ARCH]}")
+    for key, want in ((ARCH, row.name), (OS, os)):
+        if ok and lab.get(key) not in (None, want):
+            return Verdict(False, f"node {name(node)}: nodeInfo says {got} but label {key}={lab[key]}")
     return Verdict(ok, f"node {name(node)}: expected status.nodeInfo {os}/{row.name}, found {got}")
 
 
 def check_beta_labels(node: dict) -> Verdict:
-    """Beta labels present and equal to the GA ones. Kubelet still sets them: a warning only."""
+    """beta.kubernetes.io/arch|os equal the GA labels. Kubelet writes both from the same
+    runtime.GOOS/GOARCH (pkg/kubelet/kubelet_node_status.go, initialNode), so a disagreement
+    is a failure; a beta label not present (or no GA label to compare it with) is a warning."""
     lab = labels(node)
-    problems = []
+    wrong, absent = [], []
     for beta, ga in ((BETA_ARCH, ARCH), (BETA_OS, OS)):
         if beta not in lab:
-            problems.append(f"{beta} not present")
-        elif ga in lab and lab[beta] != lab[ga]:
-            problems.append(f"{beta}={lab[beta]} differs from {ga}={lab[ga]}")
-    if problems:
-        return Verdict(True, f"node {name(node)}: {'; '.join(problems)}", warning=True)
-    return Verdict(True, f"node {name(node)}: beta labels present and equal")
+            absent.append(f"{beta} not present")
+        elif ga not in lab:
+            absent.append(f"{beta}={lab[beta]} with {ga} not present to compare")
+        elif lab[beta] != lab[ga]:
+            wrong.append(f"{beta}={lab[beta]} but {ga}={lab[ga]}")
+    if wrong:
+        return Verdict(False, f"node {name(node)}: expected the beta labels equal to the GA ones (kubelet writes "
+                              f"both from one value), found {'; '.join(wrong + absent)}")
+    if absent:
+        return Verdict(True, f"node {name(node)}: expected beta labels equal to the GA ones, found "
+                             f"{'; '.join(absent)}", warning=True)
+    return Verdict(True, f"node {name(node)}: beta labels present and equal to {ARCH}={lab[ARCH]}, {OS}={lab[OS]}")
 
 
-def check_kubelet_version(node: dict, release: kube_versions.Release) -> Verdict:
+def check_kubelet_version(node: dict, release: kube_versions.Release,
+                          control_plane: kube_versions.Release | None = None) -> Verdict:
+    """The kubelet is the cell's minor; when the cell names its control plane's version (a node
+    joining another release's control plane), the version skew policy judges the two:
+    older within the skew is a warning naming both, newer or beyond it a failure."""
+    who = f"node {name(node)}"
     got = info(node).get("kubeletVersion")
     if not got:
-        return Verdict(False, f"node {name(node)}: expected kubelet v{release.minor}.x, found kubeletVersion not present")
-    ok = re.match(rf"v{re.escape(release.minor)}(\.|$)", got) is not None
-    return Verdict(ok, f"node {name(node)}: expected kubelet v{release.minor}.x, found {got}")
+        return Verdict(False, f"{who}: expected kubelet v{release.minor}.x, found kubeletVersion not present")
+    m = re.match(r"v?(\d+)\.(\d+)(?![0-9])", got)
+    kubelet = (int(m[1]), int(m[2])) if m else None
+    if kubelet != release.key:
+        return Verdict(False, f"{who}: expected kubelet v{release.minor}.x, found {got}")
+    if control_plane is None or control_plane.key == kubelet:
+        return Verdict(True, f"{who}: expected kubelet v{release.minor}.x, found {got}")
+    cp, skew = control_plane.minor, control_plane.key[1] - kubelet[1]
+    allowed = kube_versions.kubelet_max_skew(kubelet)
+    if skew < 0:
+        return Verdict(False, f"{who}: expected kubelet no newer than the control plane v{cp} (version skew "
+                              f"policy), found {got}")
+    if control_plane.key[0] != kubelet[0] or skew > allowed:
+        return Verdict(False, f"{who}: expected kubelet at most {allowed} minor versions older than the control "
+                              f"plane v{cp} (version skew policy), found {got}")
+    return Verdict(True, f"{who}: kubelet {got} is {skew} minor version{'s' * (skew > 1)} older than the control "
+                         f"plane v{cp} (the version skew policy allows {allowed})", warning=True)
 
 
 def check_ready(node: dict) -> Verdict:

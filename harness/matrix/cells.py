@@ -20,7 +20,8 @@ File format (see README "matrix.yaml reference"):
         taints: [{key: os, value: windows, effect: NoSchedule}]
     control_plane: # matching cells' nodes join (kubeadm join) a control plane on another node
       - match: {distro: windows2022, bootstrapper: kubeadm}
-        node: {arch: amd64, distro: debian12}
+        node: {arch: amd64, distro: debian12}   # kubernetes: "1.36" when the control plane runs
+                                                # another version than the cell's node (skew)
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class Cell:
     unsupported: str | None = field(default=None, compare=False)  # the reason, when it cannot exist
     taints: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)  # declared (key, value, effect)
     control_plane: tuple[str, str] | None = field(default=None, compare=False)  # (arch, distro) this node joins
+    # the control plane's Kubernetes minor when the matrix names one (else it is the cell's own)
+    control_plane_kubernetes: str | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
@@ -71,10 +74,15 @@ class Cell:
     def axes(self) -> dict[str, str]:
         return {a: getattr(self, a) for a in AXES}
 
+    @property
+    def control_plane_release(self) -> kube_versions.Release | None:
+        """The control plane's release when the matrix says it differs from the cell's (skew)."""
+        return kube_versions.resolve(self.control_plane_kubernetes) if self.control_plane_kubernetes else None
+
     def control_plane_cell(self) -> "Cell":
         """The cell of the control plane this cell's node joins (matrix `control_plane:` rules)."""
         arch, distro = self.control_plane
-        return Cell(arch, distro, self.kubernetes, self.bootstrapper, self.provider)
+        return Cell(arch, distro, self.control_plane_kubernetes or self.kubernetes, self.bootstrapper, self.provider)
 
     def sort_key(self) -> tuple:
         return (platforms.arch_order(self.arch), self.distro, kube_versions.resolve(self.kubernetes).key,
@@ -143,6 +151,7 @@ class TaintRule(_Strict):
 class ControlPlaneNode(_Strict):
     arch: Arch
     distro: DistroName
+    kubernetes: Kube | None = None  # the control plane's version, when not the cell's
 
 
 class ControlPlaneRule(_Strict):
@@ -213,8 +222,10 @@ def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str
     for cell in seen.values():
         reason = capability(cell) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
         taints = tuple((t.key, t.value, t.effect) for r in m.taints if r.match.matches(cell) for t in r.taints)
-        cp = next(((r.node.arch, r.node.distro) for r in m.control_plane if r.match.matches(cell)), None)
-        cells.append(Cell(**cell.axes(), unsupported=reason, taints=taints, control_plane=cp)
+        rule = next((r for r in m.control_plane if r.match.matches(cell)), None)
+        cp = (rule.node.arch, rule.node.distro) if rule else None
+        cells.append(Cell(**cell.axes(), unsupported=reason, taints=taints, control_plane=cp,
+                          control_plane_kubernetes=rule.node.kubernetes if rule else None)
                      if reason or taints or cp else cell)
     return sorted(cells, key=Cell.sort_key)
 

@@ -42,8 +42,15 @@ class Platform:
     qemu: Qemu
     pe_machine: int | None = None  # IMAGE_FILE_MACHINE_* for Windows binaries, where Windows exists
     aliases: tuple[str, ...] = ()
-    # OCI says an absent variant equals this one (image-spec config.md, "variant").
+    # What an index entry or config with no variant stands for: containerd normalizes an absent
+    # arm variant to v7 and arm64's v8 to none (containerd/platforms database.go normalizeArch).
     default_variant: str | None = None
+    # ABI facts the ELF machine/class/endian do not carry (armel is EM_ARM 32-bit little too):
+    # hard-float binaries say EF_ARM_ABI_FLOAT_HARD in e_flags (ARM AAELF; glibc elf.h), and
+    # dynamic ones name this dynamic linker (the ARM hard-float linker path agreed across
+    # distros, lists.linaro.org cross-distro 2012-April/000261: /lib/ld-linux-armhf.so.3).
+    elf_hard_float: bool = False
+    elf_interp: str | None = None
 
     def oci_platform(self, os: str = "linux") -> dict:
         p = {"os": os, "architecture": self.name}
@@ -79,7 +86,8 @@ PLATFORMS: tuple[Platform, ...] = (
         kernel_package="linux-image-armmp-lpae", qemu_user="qemu-arm-static",
         qemu=Qemu("qemu-system-arm", "qemu-system-arm", "virt", "max", "ttyAMA0",
                   "virtio-blk-pci", "virtio-net-pci", "vmlinuz-*"),
-        pe_machine=0x01C4, aliases=("armhf", "armv7l", "armv7", "arm32v7", "armel"),
+        pe_machine=0x01C4, aliases=("armhf", "armv7l", "armv7", "arm32v7"), default_variant="v7",
+        elf_hard_float=True, elf_interp="ld-linux-armhf.so.3",
     ),
     Platform(
         name="ppc64le", uname="ppc64le", debian="ppc64el", snap="ppc64el", oci_variant=None,
@@ -139,6 +147,14 @@ DISTROS: tuple[Distro, ...] = (
            aliases=("ltsc2022", "windows-2022")),
 )
 
+# Names that look like a row's but are another ABI: asking for one says why it is not that row.
+# containerd normalizes armel to arm/v6 (containerd/platforms normalizeArch); Debian's armel is
+# ARMv5TE+ soft-float, while the arm row is ARMv7 hard-float (Debian armhf, OCI arm/v7).
+NOT_ROWS = {
+    "armel": "armel is ARMv5/v6 soft-float (Debian armel, OCI arm/v5 or arm/v6), not the arm row "
+             "(ARMv7 hard-float: armhf, arm/v7); archmatrix has no armel row",
+}
+
 _ARCH_INDEX: dict[str, Platform] = {}
 for _p in PLATFORMS:
     for _n in (_p.name, _p.uname, _p.debian, _p.snap, *_p.aliases):
@@ -152,6 +168,8 @@ for _d in DISTROS:
 def arch(name: str) -> Platform:
     """The row for an arch name or alias; UserError with the nearest name otherwise."""
     row = _ARCH_INDEX.get(str(name).strip().lower())
+    if row is None and str(name).strip().lower() in NOT_ROWS:
+        raise UserError(f"arch '{name}': {NOT_ROWS[str(name).strip().lower()]}")
     if row is None:
         raise unknown("arch", name, [p.name for p in PLATFORMS], spellings=_ARCH_INDEX)
     return row
