@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform as _host_platform
 from dataclasses import dataclass, field
 
+from ..common.errors import UserError
 from ..common.names import unknown
 
 
