@@ -28,8 +28,17 @@ def _cells(args) -> list[matrix.Cell]:
                             **{a: getattr(args, a) for a in matrix.AXES})
 
 
+def _release_source() -> None:
+    """Where the release list came from, and any warning about it: on stderr, so stdout stays the ids."""
+    from . import releases
+
+    for line in [releases.summary()] + [f"warning: {w}" for w in releases.warnings()]:
+        print(line, file=sys.stderr)
+
+
 def cmd_list(args) -> int:
     cells = _cells(args)
+    _release_source()
     if args.json:
         json.dump([{"id": c.id, **c.axes(), "unsupported": c.unsupported} for c in cells], sys.stdout, indent=1)
         print()
@@ -222,7 +231,8 @@ def cmd_plan(args) -> int:
     from . import bootstrap
     from .bootstrap import airgap
 
-    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    cells = matrix.cells_for(args.matrix or matrix.default_matrix(), cell_ids=[args.cell], inventory=args.inventory,
+                             own_binaries=bool(args.artifacts))
     cell = cells[0]
     if cell.unsupported:
         print(f"{cell.id}: unsupported: {cell.unsupported}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from . import matrix
+from . import matrix, releases
 from .errors import InfraError, Unavailable, UserError
 
 CELLS = pytest.StashKey[list]()
@@ -72,8 +72,9 @@ def _selected(config) -> list[matrix.Cell] | None:
         if not path.is_file():
             return None
     filters = {axis: config.getoption(f"am_{axis}") for axis, _ in _AXIS_OPTIONS}
+    own = bool(matrix.split_values(config.getoption("am_artifacts"))) and bootstrap_options(config).artifacts
     return matrix.cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
-                            inventory=config.getoption("am_inventory"), **filters)
+                            inventory=config.getoption("am_inventory"), own_binaries=bool(own), **filters)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -88,11 +89,15 @@ def pytest_configure_node(node):
     # xdist workers re-parse the command line, where dist is still "no": tell them it is loadgroup,
     # or they never add the group to their nodeids and the controller schedules test by test
     node.workerinput["archmatrix_loadgroup"] = node.config.option.dist == "loadgroup"
+    # the controller's answers about upstream releases: workers ask nothing and agree with it
+    node.workerinput["archmatrix_releases"] = releases.export()
 
 
 def pytest_configure(config):
     if getattr(config, "workerinput", {}).get("archmatrix_loadgroup"):
         config.option.loadgroup = True
+    if "archmatrix_releases" in getattr(config, "workerinput", {}):
+        releases.load(config.workerinput["archmatrix_releases"])
     try:
         cells = _selected(config)
     except UserError as e:
@@ -106,6 +111,12 @@ def pytest_configure(config):
     config.pluginmanager.register(_HostFixture(), "archmatrix-host-fixture")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
+
+
+def pytest_report_header(config):
+    if config.stash.get(CELLS, None) is None:
+        return None  # no matrix here: no release was resolved
+    return [releases.summary()] + [f"warning: {w}" for w in releases.warnings()]
 
 
 def _readiness_stage(config, cells):

@@ -54,9 +54,9 @@ def test_kubernetes_1_30_is_not_the_float_1_3(tmp_path):
 
 def test_capabilities_mark_unsupported_with_reason(tmp_path):
     cells = {c.id: c for c in matrix.cells_for(write(tmp_path, GOOD))}
-    assert "debian12 has no riscv64 port" in cells["riscv64-debian12-v1.36-none-qemu"].unsupported
-    assert cells["s390x-debian13-v1.36-none-qemu"].unsupported == "made up for the test"
-    assert cells["s390x-debian12-v1.36-none-qemu"].unsupported is None
+    assert "debian12 has no riscv64 port" in cells["riscv64-debian12-v1.37-none-qemu"].unsupported
+    assert cells["s390x-debian13-v1.37-none-qemu"].unsupported == "made up for the test"
+    assert cells["s390x-debian12-v1.37-none-qemu"].unsupported is None
 
 
 def test_windows_and_local_capabilities():
@@ -93,7 +93,7 @@ BAD = {
     "duplicate include": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
                           "  bootstrapper: [none]\n  provider: [qemu]\ninclude:\n"
                           "  - {arch: x86_64, distro: bookworm, kubernetes: latest, bootstrapper: none, provider: qemu}\n",
-                          r"include\[0\]: cell amd64-debian12-v1.36-none-qemu is already in the matrix \(duplicate\)"),
+                          r"include\[0\]: cell amd64-debian12-v1.37-none-qemu is already in the matrix \(duplicate\)"),
     "malformed yaml": ("axes:\n  arch: [amd64\n  distro: [debian12]\n",
                        r"matrix.yaml:3: malformed YAML"),
     "not a mapping": ("- just\n- a list\n", r"matrix.yaml: expected a mapping"),

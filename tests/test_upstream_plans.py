@@ -26,7 +26,7 @@ def text(steps, phase=None):
 
 @pytest.mark.parametrize("distro", ["debian12", "debian13", "ubuntu2404"])
 @pytest.mark.parametrize("k8s,api,pause", [("1.30", "v1beta3", "3.9"), ("1.32", "v1beta4", "3.10"),
-                                           ("1.36", "v1beta4", "3.10.1")])
+                                           ("1.36", "v1beta4", "3.10.2")])
 def test_kubeadm_plan_per_family_and_minor(distro, k8s, api, pause):
     steps = get("kubeadm").plan(Cell("arm64", distro, k8s, "kubeadm", "qemu"))
     t = text(steps)
