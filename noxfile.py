@@ -26,6 +26,7 @@ def matrix(session):
 def tests(session):
     """The harness's own tests: unit tests and real integration (qemu-user, registry, sshd)."""
     session.install("-e", ".[test]")
+    session.env["ARCHMATRIX_RELEASES"] = "table"  # the built-in release table: tests never ask dl.k8s.io
     session.run("archmatrix", "deps", "--tests", "--install")
     # the QEMU and docker tests boot these: built once per machine (cached), two at a time
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
@@ -46,4 +47,5 @@ def dashboard(session):
 def bench(session):
     """Speed and scale figures (benchmarks/). `nox -s bench -- collect` runs one of them."""
     session.install("-e", ".")
+    session.env["ARCHMATRIX_RELEASES"] = "table"  # figures of the harness, not of the network
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -29,17 +29,27 @@ def _cells(args) -> list[Cell]:
                      **{a: getattr(args, a) for a in AXES})
 
 
-def _one_cell(args) -> Cell:
+def _one_cell(args, own_binaries: bool = False) -> Cell:
     """The one cell `archmatrix plan|up CELL` acts on (CELL as --cell takes it: id, prefix or glob)."""
-    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory)
+    cells = cells_for(args.matrix or default_matrix(), cell_ids=[args.cell], inventory=args.inventory,
+                      own_binaries=own_binaries)
     if len(cells) > 1:
         more = ", ".join(c.id for c in cells[:3]) + (", ..." if len(cells) > 3 else "")
         raise UserError(f"{args.cell}: matches {len(cells)} cells ({more}); give one cell")
     return cells[0]
 
 
+def _release_source() -> None:
+    """Where the release list came from, and any warning about it: on stderr, so stdout stays the ids."""
+    from .matrix import kube_versions, releases
+
+    for line in [kube_versions.source_summary()] + [f"warning: {w}" for w in releases.warnings()]:
+        print(line, file=sys.stderr)
+
+
 def cmd_list(args) -> int:
     cells = _cells(args)
+    _release_source()
     if args.json:
         json.dump([{"id": c.id, **c.axes(), "unsupported": c.unsupported} for c in cells], sys.stdout, indent=1)
         print()
@@ -236,7 +246,7 @@ def cmd_plan(args) -> int:
     from .bootstrap import airgap
     from .bootstrap.base import Options
 
-    cell = _one_cell(args)
+    cell = _one_cell(args, own_binaries=bool(args.artifacts))
     if cell.unsupported:
         print(f"{cell.id}: unsupported: {cell.unsupported}")
     art = None

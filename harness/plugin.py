@@ -16,6 +16,7 @@ import pytest
 from .common.errors import InfraError, Unavailable, UserError
 from .matrix.axes import AXES, FLAGS
 from .matrix.cells import Cell, cells_for, default_matrix, split_values
+from .matrix import kube_versions, releases
 
 CELLS = pytest.StashKey[list]()
 PARAMS = pytest.StashKey[list]()
@@ -72,8 +73,9 @@ def _selected(config) -> list[Cell] | None:
         if not path.is_file():
             return None
     filters = {axis: config.getoption(f"am_{axis}") for axis in AXES}
+    own = bool(split_values(config.getoption("am_artifacts"))) and bootstrap_options(config).artifacts
     return cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
-                     inventory=config.getoption("am_inventory"), **filters)
+                     inventory=config.getoption("am_inventory"), own_binaries=bool(own), **filters)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -88,11 +90,15 @@ def pytest_configure_node(node):
     # xdist workers re-parse the command line, where dist is still "no": tell them it is loadgroup,
     # or they never add the group to their nodeids and the controller schedules test by test
     node.workerinput["archmatrix_loadgroup"] = node.config.option.dist == "loadgroup"
+    # the controller's answers about upstream releases: workers ask nothing and agree with it
+    node.workerinput["archmatrix_releases"] = releases.export()
 
 
 def pytest_configure(config):
     if getattr(config, "workerinput", {}).get("archmatrix_loadgroup"):
         config.option.loadgroup = True
+    if "archmatrix_releases" in getattr(config, "workerinput", {}):
+        releases.load(config.workerinput["archmatrix_releases"])
     try:
         cells = _selected(config)
     except UserError as e:
@@ -106,6 +112,12 @@ def pytest_configure(config):
     config.pluginmanager.register(_HostFixture(), "archmatrix-host-fixture")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
+
+
+def pytest_report_header(config):
+    if config.stash.get(CELLS, None) is None:
+        return None  # no matrix here: no release was resolved
+    return [kube_versions.source_summary()] + [f"warning: {w}" for w in releases.warnings()]
 
 
 def _readiness_stage(config, cells):

@@ -11,6 +11,10 @@ from harness.matrix import platforms
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
+# The harness's own tests never ask dl.k8s.io which releases exist: the built-in table answers,
+# here and in every archmatrix/pytest subprocess a test starts (they inherit the environment).
+# tests/test_releases.py serves the upstream files from loopback for the upstream path.
+os.environ["ARCHMATRIX_RELEASES"] = "table"
 
 
 def suite_for(p: platforms.Platform) -> str:

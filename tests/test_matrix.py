@@ -58,9 +58,9 @@ def test_kubernetes_1_30_is_not_the_float_1_3(tmp_path):
 
 def test_capabilities_mark_unsupported_with_reason(tmp_path):
     cells = {c.id: c for c in matrix.cells_for(write(tmp_path, GOOD))}
-    assert "debian12 has no riscv64 port" in cells["riscv64-debian12-v1.36-none-qemu"].unsupported
-    assert cells["s390x-debian13-v1.36-none-qemu"].unsupported == "made up for the test"
-    assert cells["s390x-debian12-v1.36-none-qemu"].unsupported is None
+    assert "debian12 has no riscv64 port" in cells["riscv64-debian12-v1.37-none-qemu"].unsupported
+    assert cells["s390x-debian13-v1.37-none-qemu"].unsupported == "made up for the test"
+    assert cells["s390x-debian12-v1.37-none-qemu"].unsupported is None
 
 
 def test_windows_and_local_capabilities():
@@ -97,7 +97,7 @@ BAD = {
     "duplicate include": ("axes:\n  arch: [amd64]\n  distro: [debian12]\n  kubernetes: [latest]\n"
                           "  bootstrapper: [none]\n  provider: [qemu]\ninclude:\n"
                           "  - {arch: x86_64, distro: bookworm, kubernetes: latest, bootstrapper: none, provider: qemu}\n",
-                          r"include\[0\]: cell amd64-debian12-v1.36-none-qemu is already in the matrix \(duplicate\)"),
+                          r"include\[0\]: cell amd64-debian12-v1.37-none-qemu is already in the matrix \(duplicate\)"),
     "malformed yaml": ("axes:\n  arch: [amd64\n  distro: [debian12]\n",
                        r"matrix.yaml:3: malformed YAML"),
     "not a mapping": ("- just\n- a list\n", r"matrix.yaml: expected a mapping"),
@@ -142,19 +142,19 @@ def test_filter_matching_nothing_names_the_filter(tmp_path, filters, pattern):
 
 
 @pytest.mark.parametrize("pattern,expected", [
-    ("s390x-debian12-v1.36-none-qemu", ["s390x-debian12-v1.36-none-qemu"]),  # an id
-    ("s390x-debian12", ["s390x-debian12-v1.30-none-qemu", "s390x-debian12-v1.36-none-qemu"]),  # a prefix
-    ("s390x-*-v1.36-*", ["s390x-debian12-v1.36-none-qemu", "s390x-debian13-v1.36-none-qemu"]),  # a glob
+    ("s390x-debian12-v1.37-none-qemu", ["s390x-debian12-v1.37-none-qemu"]),  # an id
+    ("s390x-debian12", ["s390x-debian12-v1.30-none-qemu", "s390x-debian12-v1.37-none-qemu"]),  # a prefix
+    ("s390x-*-v1.37-*", ["s390x-debian12-v1.37-none-qemu", "s390x-debian13-v1.37-none-qemu"]),  # a glob
     ("*-local", ["amd64-debian12-v1.32-none-local"]),
     ("arm64-debian13-v1.3?-none-qemu,amd64-debian12-v1.32", ["amd64-debian12-v1.32-none-local",
                                                              "arm64-debian13-v1.30-none-qemu",
-                                                             "arm64-debian13-v1.36-none-qemu"]),
+                                                             "arm64-debian13-v1.37-none-qemu"]),
 ])
 def test_cell_takes_an_id_a_prefix_or_a_glob(tmp_path, pattern, expected):
     assert [c.id for c in matrix.cells_for(write(tmp_path, GOOD), cell_ids=[pattern])] == expected
 
 
-@pytest.mark.parametrize("pattern", ["arm", "s390x-deb", "ppc64le-*", "s390x-debian12-v1.36-none-qem"])
+@pytest.mark.parametrize("pattern", ["arm", "s390x-deb", "ppc64le-*", "s390x-debian12-v1.37-none-qem"])
 def test_cell_pattern_matching_nothing_is_one_line_naming_it(tmp_path, pattern):
     """A prefix ends where a part of the id ends: `arm` is the arm arch, not arm64."""
     with pytest.raises(UserError, match=rf"^--cell {pattern.replace('*', '[*]')}: no such cell in .*matrix.yaml") as e:
@@ -166,10 +166,10 @@ def test_plan_takes_one_cell_by_id_prefix_or_glob(tmp_path, run_cli):
     m = write(tmp_path, GOOD)
     out = run_cli("plan", "s390x-debian12", "--matrix", str(m))
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert ("s390x-debian12: matches 2 cells (s390x-debian12-v1.30-none-qemu, s390x-debian12-v1.36-none-qemu); "
+    assert ("s390x-debian12: matches 2 cells (s390x-debian12-v1.30-none-qemu, s390x-debian12-v1.37-none-qemu); "
             "give one cell") in out.stderr
-    out = run_cli("plan", "s390x-debian12-v1.36", "--matrix", str(m))
-    assert out.returncode == 0 and out.stdout == "s390x-debian12-v1.36-none-qemu: bootstrapper none runs nothing\n"
+    out = run_cli("plan", "s390x-debian12-v1.37", "--matrix", str(m))
+    assert out.returncode == 0 and out.stdout == "s390x-debian12-v1.37-none-qemu: bootstrapper none runs nothing\n"
 
 
 def test_shards_partition_the_matrix(tmp_path):
@@ -217,7 +217,7 @@ def test_cli_list_and_plugin_agree(run_cli, args):
     if args[:2] == ["--arch", "arm64"]:
         assert cli_ids and all(i.startswith("arm64-") for i in cli_ids)
     if args[:1] == ["--cell"]:  # the plugin and the CLI share one matcher: a glob, a prefix at a part's end
-        assert cli_ids and all(i.startswith(("s390x-debian12-v1.36-distro-", "s390x-debian13-v1.36-distro-",
+        assert cli_ids and all(i.startswith(("s390x-debian12-v1.37-distro-", "s390x-debian13-v1.37-distro-",
                                              "arm-debian13-")) for i in cli_ids)
 
 

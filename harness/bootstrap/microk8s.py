@@ -1,11 +1,13 @@
 """MicroK8s as Canonical documents it: snapd from the distro, `snap install microk8s --classic
---channel=<minor>/stable`, `microk8s status --wait-ready`, `microk8s config`. Offline (--artifacts):
+--channel=<minor>/stable` (`<minor>/edge` where MicroK8s publishes the arch on edge only: upstream.py),
+`microk8s status --wait-ready`, `microk8s config`. Offline (--artifacts):
 `snap ack` the assertion and install the local .snap, and point MicroK8s' containerd at the
 harness registry (certs.d hosts.toml per upstream registry) where the artifacts' images were pushed.
 """
 from __future__ import annotations
 
 from ..common.errors import InfraError
+from ..matrix import upstream
 from ..matrix.cells import Cell
 from .base import Binary
 from .planned import PlannedBootstrapper
@@ -22,7 +24,13 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
     api_port = 16443
 
     def channel(self, cell: Cell) -> str:
-        return f"{cell.release.minor}/stable"
+        """<minor>/stable, or <minor>/edge where MicroK8s publishes an arch on edge only (upstream.py)."""
+        return upstream.microk8s_channel(cell.release.minor, cell.arch)[0]
+
+    def prepare(self, node, cell: Cell, progress=print) -> None:
+        super().prepare(node, cell, progress)
+        if self.artifacts(cell) is None:
+            node.facts["snap_channel"] = self.channel(cell)  # a cell's properties say when it is edge
 
     def binaries(self, cell: Cell) -> list[Binary]:
         # kubelet and friends live inside the snap (kubelite), not on PATH: the node's shell only
@@ -43,8 +51,9 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
         ]
         snap = art.snap("microk8s") if art else None
         if snap is None:
-            steps.append(Step("node", f"snap install microk8s --classic --channel={self.channel(cell)}",
-                              f"MicroK8s {self.channel(cell)} from the Snap Store", url=STORE))
+            channel, edge = upstream.microk8s_channel(cell.release.minor, cell.arch)
+            steps.append(Step("node", f"snap install microk8s --classic --channel={channel}",
+                              f"MicroK8s {channel} from the Snap Store" + (f" ({edge})" if edge else ""), url=STORE))
         else:
             s, a = snap
             steps += [Step("host", f"copy {s} -> node:/root/{s.name}", "the MicroK8s snap from the artifacts",

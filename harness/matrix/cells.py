@@ -13,8 +13,8 @@ File format (see README "matrix.yaml reference"):
     include:       # whole cells added to it
       - {arch: amd64, distro: debian12, kubernetes: "1.32", bootstrapper: none, provider: local}
     unsupported:   # capability rules: matching cells are reported as skipped, with the reason
-      - match: {arch: riscv64, bootstrapper: microk8s}
-        reason: no microk8s snap is published for riscv64
+      - match: {arch: s390x, provider: ssh}
+        reason: our s390x host is reserved this month
     taints:        # taints the node registration suite expects on matching cells' nodes
       - match: {distro: windows2022}
         taints: [{key: os, value: windows, effect: NoSchedule}]
@@ -38,7 +38,7 @@ from ..common.errors import UserError
 from ..common.names import nearest
 from ..nodes import PROVIDERS
 from . import inventory as inventory_file
-from . import kube_versions, platforms, yamlfile
+from . import kube_versions, platforms, upstream, yamlfile
 from .axes import AXES, FLAGS, Arch, Boot, DistroName, Kube, Prov, normalise
 
 
@@ -176,9 +176,11 @@ def load(path: str | Path) -> MatrixFile:
 
 # ---- expansion ------------------------------------------------------------------------------
 
-def capability(cell: Cell) -> str | None:
-    """Why this combination cannot exist, from the platform table and the providers' and
-    bootstrappers' registry lines; None when it can."""
+def capability(cell: Cell, own_binaries: bool = False) -> str | None:
+    """Why this combination cannot exist, from the platform table, the providers' and
+    bootstrappers' registry lines and the table of what each upstream publishes per arch
+    (upstream.py); None when it can. `own_binaries`: the bootstrappers' binaries come from
+    --artifacts, not from upstream."""
     d = cell.os
     provider = PROVIDERS[cell.provider]
     if cell.arch not in d.arches:
@@ -197,10 +199,15 @@ def capability(cell: Cell) -> str | None:
         here = platforms.host_distro()
         if here is not None and cell.distro != here.name:
             return f"{cell.provider} provider runs only this machine's distro ({here.name})"
-    return None
+    release = cell.release
+    if not release.in_table and cell.bootstrapper in ("none", "distro"):
+        return (f"kubernetes {release.minor} is newer than the built-in table: its image facts come from the "
+                f"bootstrapper's own tools (kubeadm, microk8s, k3s), and {cell.bootstrapper} has none")
+    return upstream.refusal(cell.bootstrapper, cell.arch, release, d, own_binaries=own_binaries)
 
 
-def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str, str]] = ()) -> list[Cell]:
+def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str, str]] = (),
+           own_binaries: bool = False) -> list[Cell]:
     """The matrix's cells; `extra` (arch, distro) pairs (ssh inventory hosts) add ssh cells."""
     a = m.axes
     seen: dict[str, Cell] = {}
@@ -220,7 +227,7 @@ def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str
                 seen.setdefault(cell.id, cell)
     cells = []
     for cell in seen.values():
-        reason = capability(cell) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
+        reason = capability(cell, own_binaries) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
         taints = tuple((t.key, t.value, t.effect) for r in m.taints if r.match.matches(cell) for t in r.taints)
         rule = next((r for r in m.control_plane if r.match.matches(cell)), None)
         cp = (rule.node.arch, rule.node.distro) if rule else None
@@ -293,16 +300,17 @@ def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
 
 
 def cells_for(path: str | Path, shard_spec: str | None = None, cell_ids: Iterable[str] = (),
-              inventory: str | Path | None = None, **filters: Iterable[str]) -> list[Cell]:
+              inventory: str | Path | None = None, own_binaries: bool = False,
+              **filters: Iterable[str]) -> list[Cell]:
     """The one entry point used by both the CLI and the pytest plugin, so they always agree.
     An ssh inventory adds a cell per host's (arch, distro) x the matrix's kubernetes and
-    bootstrapper axes, with provider ssh."""
+    bootstrapper axes, with provider ssh. `own_binaries`: --artifacts replaces upstream's binaries."""
     m = load(path)
     extra = []
     if inventory is not None:
         hosts = inventory_file.load(inventory).hosts
         extra = sorted({(h.arch, h.distro) for h in hosts})
-    cells = expand(m, source=str(path), extra=extra)
+    cells = expand(m, source=str(path), extra=extra, own_binaries=own_binaries)
     return shard(select(cells, source=str(path), cell_ids=cell_ids, **filters), shard_spec)
 
 
