@@ -265,7 +265,8 @@ def cmd_plan(args) -> int:
         if st.phase != phase:
             phase = st.phase
             print(f"# {heads.get(phase, phase)}")
-        print(f"{i:2}. [{st.where}] {st.command}" + (f"\n      # {st.why}" if st.why else ""))
+        why = st.why + (" (the lab's step: its failure is an error, not the product's)" if st.lab else "")
+        print(f"{i:2}. [{st.where}] {st.command}" + (f"\n      # {why}" if why else ""))
     return 0
 
 

@@ -1,5 +1,6 @@
 """The pytest plugin: matrix options, one parametrization per cell, xdist grouping, fixtures
-and the outcome model (error = infrastructure, failed = product, skipped = unsupported).
+and the outcome model (docs/ARCHITECTURE.md "Outcomes": failed = the product, error = the lab,
+unsupported = cannot exist, skipped = not applicable here).
 
 Any test that uses the `cell`, `node`, `host` or `cluster` fixture runs once per selected
 cell; its id carries the cell id, which is also what `--cell` takes.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .common.errors import InfraError, Unavailable, UserError
+from .common.errors import InfraError, ProductFailure, Unavailable, UserError
 from .matrix.axes import AXES, FLAGS
 from .matrix.cells import Cell, cells_for, default_matrix, split_values
 from .matrix import kube_versions, releases
@@ -219,7 +220,9 @@ class NodePool:
         if key not in self.values:
             try:
                 self.values[key] = (True, factory())
-            except (InfraError, pytest.skip.Exception, pytest.fail.Exception) as e:
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as e:
+                # kept, whatever it is: every test of the cell reports this one (a failed bootstrap
+                # step is not run again for each test, a product failure not retried)
                 self.values[key] = (False, e)
         ok, value = self.values[key]
         if not ok:
@@ -410,11 +413,11 @@ def pytest_runtest_makereport(item, call):
     pool = item.config.stash.get(POOL, None)
     if rep.failed and pool is not None and pool.cell == cell:
         pool.failed = True
-    if call.excinfo is not None and call.excinfo.errisinstance(InfraError):
+    if call.excinfo is not None and call.excinfo.errisinstance((InfraError, ProductFailure)):
         err = call.excinfo.value
         rep.longrepr = err.report()
         item.user_properties.extend((f"archmatrix.artifact.{k}", str(v)) for k, v in err.artifacts.items())
-        if rep.when == "call":  # the node went away during the test: infrastructure, not the product
+        if rep.when == "call" and isinstance(err, InfraError):  # the node went away during the test: the lab's
             item.user_properties.append(("archmatrix.infra_error", rep.when))
     if rep.when == "call":
         cl = item.funcargs.get("cluster")
@@ -425,6 +428,29 @@ def pytest_runtest_makereport(item, call):
             item.user_properties.extend((f"archmatrix.{k}", v) for k, v in node.facts.items())
     # the report was made before the lines above: give it what they added (artifacts of a setup error too)
     rep.user_properties = list(item.user_properties)
+
+
+PRODUCT_FAILURE = pytest.StashKey[ProductFailure]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """A product failure met while setting a test up (a bootstrap step of the product, a required
+    binary missing, no node registered) is the test's verdict: the setup stops there and the
+    test's call fails with it (`failed`, F, a JUnit <failure>, under xdist too), where a setup
+    error would read as the lab's."""
+    try:
+        return (yield)
+    except ProductFailure as e:
+        item.stash[PRODUCT_FAILURE] = e
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    failure = pyfuncitem.stash.get(PRODUCT_FAILURE, None)
+    if failure is not None:
+        raise failure
 
 
 def pytest_report_teststatus(report, config):

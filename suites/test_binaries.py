@@ -4,6 +4,7 @@ import pytest
 from harness.binaries import node as facts
 from harness.bootstrap.base import KNOWN_BINARIES
 from harness.checks import elf
+from harness.common.errors import ProductFailure
 
 _cache: dict = {}
 
@@ -28,12 +29,12 @@ def binary(request, cell, node, bootstrapper):
     found, exe = _cache[key]
     if found is None:
         if spec.required:
-            pytest.fail(f"{name}: expected on the node's PATH ({cell.bootstrapper} installs it), found nothing")
+            raise ProductFailure(f"{name}: expected on the node's PATH ({cell.bootstrapper} installs it), found nothing")
         why = node.facts.get(f"absent:{name}")  # the bootstrapper knows why (e.g. the distro lacks it)
         pytest.skip(f"{name}: not on this node: {why}" if why else
                     f"{name}: not on this node (optional for bootstrapper {cell.bootstrapper})")
     if isinstance(exe, elf.NotExecutable):
-        pytest.fail(f"{found.path}: expected an executable for {cell.arch}, found {exe}")
+        raise ProductFailure(f"{found.path}: expected an executable for {cell.arch}, found {exe}")
     return spec, found, exe
 
 

@@ -5,6 +5,7 @@ import warnings
 import pytest
 
 from harness.checks import labels
+from harness.common.errors import ProductFailure
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def k8s_node(cell, cluster):
     else:
         found = [n for n in nodes if cell.arch in (labels.labels(n).get(labels.ARCH), labels.labels(n).get(labels.BETA_ARCH))]
     if not found:
-        pytest.fail(f"{cell.id}: expected a node for {cell.arch} among {len(nodes)} nodes, found none "
+        raise ProductFailure(f"{cell.id}: expected a node for {cell.arch} among {len(nodes)} nodes, found none "
                     f"({', '.join(labels.name(n) for n in nodes) or 'empty cluster'})")
     return found[0]
 

@@ -4,7 +4,7 @@ import pytest
 
 from harness.bootstrap.capabilities import BringsUpCluster
 from harness.checks import images
-from harness.common.errors import InfraError
+from harness.common.errors import ProductFailure
 from harness.oci.client import RegistryError
 
 _index: dict = {}
@@ -20,16 +20,35 @@ def pause_index(cell, registry_client, image_repository):
         except RegistryError as e:
             _index[ref] = e
     got = _index[ref]
-    if isinstance(got, RegistryError) and got.status != 404:
-        raise InfraError(str(got))  # registry unreachable or broken: not the product's fault
+    if isinstance(got, RegistryError) and got.lab:
+        raise got.outcome()  # unreachable, 5xx: the lab learnt nothing about the image (`error`)
     return ref, got
 
 
 def _manifest(pause_index, cell):
     ref, m = pause_index
-    if isinstance(m, RegistryError):  # 404: the release's pause tag is missing: a product failure
-        pytest.fail(f"{ref}: expected the pause image kubeadm {cell.release.minor} pulls, found no such tag")
+    if isinstance(m, RegistryError):  # the registry answered: no such tag, or not for us (`failed`)
+        if m.status == 404:
+            raise ProductFailure(f"{ref}: expected the pause image kubeadm {cell.release.minor} pulls, "
+                                 f"found no such tag")
+        raise m.outcome()
     return ref, m
+
+
+@pytest.fixture
+def pause_entry(pause_index, cell, registry_client):
+    """(reference, the index's entry for the cell's platform, that image's config), read before the
+    test judges them: a registry that cannot answer here is the lab's (`error`), one that says the
+    entry's image is gone is the product's (`failed`)."""
+    ref, m = _manifest(pause_index, cell)
+    entry = images.find_entry(m.body, cell.platform, cell.os.os, cell.os.os_version) if m.is_index else None
+    if entry is None:
+        pytest.skip(f"{ref}: no entry for {cell.arch} (reported by test_pause_has_cell_platform)")
+    try:
+        config = registry_client.config(ref, registry_client.manifest(ref, entry["digest"]))
+    except RegistryError as e:
+        raise e.outcome() from None
+    return ref, entry, config
 
 
 def test_pause_is_multi_arch(pause_index, cell):
@@ -47,13 +66,9 @@ def test_pause_has_cell_platform(pause_index, cell):
     assert verdict.ok, verdict.message
 
 
-def test_pause_config_matches_entry(pause_index, cell, registry_client):
-    ref, m = _manifest(pause_index, cell)
-    entry = images.find_entry(m.body, cell.platform, cell.os.os, cell.os.os_version) if m.is_index else None
-    if entry is None:
-        pytest.skip(f"{ref}: no entry for {cell.arch} (reported by test_pause_has_cell_platform)")
-    image = registry_client.manifest(ref, entry["digest"])
-    verdict = images.check_config(f"{ref}@{entry['digest']}", entry["platform"], registry_client.config(ref, image))
+def test_pause_config_matches_entry(pause_entry):
+    ref, entry, config = pause_entry
+    verdict = images.check_config(f"{ref}@{entry['digest']}", entry["platform"], config)
     assert verdict.ok, verdict.message
 
 

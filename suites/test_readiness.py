@@ -17,8 +17,8 @@ def release_image(request, cell, registry_client, image_repository):
                                os_version=cell.os.os_version, client=registry_client)
         _rows[key] = {r.image: r for r in rows}
     row = _rows[key][request.param]
-    if row.status == "error":
-        raise InfraError(row.message)
+    if row.status == "error":  # the registry could not be reached or could not answer
+        raise InfraError(row.message, retryable=False)
     return row
 
 

@@ -125,7 +125,7 @@ def test_stalled_registry_times_out_boundedly(seeded):
     assert readiness.check(REL, [platforms.arch("amd64")], f"{seeded.host}/complete")[0].ok  # recovers
 
 
-def test_401_and_500_are_clear(tmp_path, seeded):
+def test_401_is_missing_and_500_is_error(tmp_path, seeded):
     # 401: the same registry software with htpasswd auth (bcrypt comes with paramiko)
     import bcrypt
     pw = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
@@ -133,7 +133,8 @@ def test_401_and_500_are_clear(tmp_path, seeded):
     with LocalRegistry(tmp_path / "locked", extra_config=(
             f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path / 'htpasswd'}\n")) as locked:
         rows = readiness.check(REL, [platforms.arch("amd64")], locked.host, client=registry.Client(timeout=2, retries=0))
-        assert all(r.status == "error" and "unauthorized (401)" in r.message for r in rows), rows[0].message
+        # the registry answered: the image is not there for an anonymous pull (not the lab failing)
+        assert all(r.status == "missing" and "unauthorized (401)" in r.message for r in rows), rows[0].message
     # 500: a tag whose link file the storage driver cannot read (a directory where a file belongs)
     link = next((seeded.root / "data").rglob("complete/pause/_manifests/tags/3.10/current/link"))
     saved = link.read_bytes()

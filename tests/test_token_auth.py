@@ -31,7 +31,9 @@ def b64url(data: bytes) -> str:
 
 
 class TokenService:
-    def __init__(self, tmp):
+    """`grant=False`: every token carries no access (a private repository to an anonymous client)."""
+
+    def __init__(self, tmp, grant: bool = True):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "archmatrix token signer")])
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -43,6 +45,7 @@ class TokenService:
         self.bundle = tmp / "token-ca.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self.requests = []
+        self.grant = grant
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,7 +53,7 @@ class TokenService:
                 q = parse_qs(urlparse(self.path).query)
                 service.requests.append(q)
                 access = []
-                for scope in q.get("scope", []):
+                for scope in q.get("scope", []) if service.grant else ():
                     kind, name, actions = scope.split(":")
                     access.append({"type": kind, "name": name, "actions": actions.split(",")})
                 body = json.dumps({"token": service.jwt(access)}).encode()

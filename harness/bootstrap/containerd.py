@@ -25,8 +25,9 @@ def steps(sandbox_ref: str, plain_http: str | None = None, systemd_cgroup: bool 
         f"[\"http://{plain_http}\"]\\n' >> {CONFIG}")
     return [
         Step("node", f"mkdir -p /etc/containerd && containerd config default > {CONFIG}", "containerd's default config"),
+        # the harness edits the file containerd wrote (its plumbing); containerd starting with it is the product
         Step("node", "sed -i " + " ".join(f"-e '{e}'" for e in edits) + f" {CONFIG}{mirror}",
-             f"sandbox image {sandbox_ref}" + (", systemd cgroups" if systemd_cgroup else "")),
+             f"sandbox image {sandbox_ref}" + (", systemd cgroups" if systemd_cgroup else ""), lab=True),
         Step("node", "systemctl restart containerd && for i in $(seq 60); do ctr version >/dev/null 2>&1 && "
                      "exit 0; sleep 1; done; exit 1", "containerd up"),
     ]

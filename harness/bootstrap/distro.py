@@ -41,7 +41,7 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
         steps = []
         if self.mirror:
             steps.append(Step("node", f"echo 'deb {self.mirror} {cell.os.release} main' > /etc/apt/sources.list",
-                              "use this mirror"))
+                              "use this mirror", lab=True))
         return steps + [
             APT_UPDATE,
             Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro"),

@@ -33,11 +33,22 @@ ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 
 
 class RegistryError(Exception):
-    """One reference could not be read. str() names the reference and what happened."""
+    """One reference could not be read. str() names the reference and what happened. `lab`: the
+    registry could not be reached or could not answer (connection failed, timed out, 5xx, 429,
+    its token service down), so nothing was learnt about the image; else it answered about the
+    image (404, denied, a digest or body that is wrong), which is what a registry check judges."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, lab: bool | None = None):
         super().__init__(message)
         self.status = status
+        self.lab = (status is None or status >= 500 or status == 429) if lab is None else lab
+
+    def outcome(self) -> Exception:
+        """What a check raises for it: InfraError (`error`) when the lab could not get an answer,
+        ProductFailure (`failed`) when the registry answered that the image is not there for us."""
+        from ..common.errors import InfraError, ProductFailure
+
+        return InfraError(str(self), retryable=False) if self.lab else ProductFailure(str(self))
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,7 @@ class Client:
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         if not realm:
-            raise RegistryError(f"{ref}: 401 with a Bearer challenge that names no realm", 401)
+            raise RegistryError(f"{ref}: 401 with a Bearer challenge that names no realm", 401, lab=False)
         params.setdefault("scope", scope)
         host = urllib3.util.parse_url(realm).netloc or ""
         try:
@@ -169,10 +180,10 @@ class Client:
         try:
             data = json.loads(r.data)
         except ValueError:
-            raise RegistryError(f"{ref}: token endpoint {realm} answered no JSON") from None
+            raise RegistryError(f"{ref}: token endpoint {realm} answered no JSON", lab=True) from None
         token = data.get("token") or data.get("access_token")
         if not token:
-            raise RegistryError(f"{ref}: token endpoint {realm} returned no token")
+            raise RegistryError(f"{ref}: token endpoint {realm} returned no token", lab=True)
         with self._lock:
             self._tokens[(ref.host, scope)] = token
 
@@ -183,11 +194,11 @@ class Client:
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         expected = digest or ref.digest
         if expected and expected != actual:
-            raise RegistryError(f"{ref}: manifest digest {actual} differs from the requested {expected}")
+            raise RegistryError(f"{ref}: manifest digest {actual} differs from the requested {expected}", lab=False)
         try:
             body = json.loads(raw)
         except ValueError:
-            raise RegistryError(f"{ref}: manifest is not JSON") from None
+            raise RegistryError(f"{ref}: manifest is not JSON", lab=False) from None
         media = body.get("mediaType") or r.headers.get("Content-Type", "").split(";")[0]
         return Manifest(media, actual, body, len(raw))
 
@@ -196,7 +207,7 @@ class Client:
         data = self._get(ref, f"blobs/{digest}", {}).data
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != digest:
-            raise RegistryError(f"{ref}: blob {digest} has content {actual}")
+            raise RegistryError(f"{ref}: blob {digest} has content {actual}", lab=False)
         return data
 
     def config(self, ref: Reference | str, manifest: Manifest) -> dict:

@@ -20,7 +20,7 @@ class Row:
     image: str  # short name (pause, etcd, ...) or the workload reference
     reference: str
     platform: str  # linux/arm/v7
-    status: str  # present | missing | mismatch | error
+    status: str  # present | missing (404, denied) | mismatch | error (registry unreachable, 5xx: the lab)
     digest: str | None = None
     message: str = ""
     workload: bool = False
@@ -50,8 +50,8 @@ def _check_one(client: Client, name: str, ref: str, index, row: platforms.Platfo
                os_version: str | None, workload: bool) -> Row:
     plat = images.platform_of(row.oci_platform(os))
     r = Row(name, ref, plat, "error", workload=workload)
-    if isinstance(index, RegistryError):
-        r.status = "missing" if index.status == 404 else "error"
+    if isinstance(index, RegistryError):  # unreachable, 5xx: error; 404, denied: not there for us
+        r.status = "error" if index.lab else "missing"
         r.message = str(index)
         return r
     if not index.is_index:
@@ -69,8 +69,8 @@ def _check_one(client: Client, name: str, ref: str, index, row: platforms.Platfo
             r.digest = entry["digest"]
             try:
                 config = client.config(ref, client.manifest(ref, entry["digest"]))
-            except RegistryError as e:
-                r.message = str(e)
+            except RegistryError as e:  # an entry the index names that cannot be read
+                r.status, r.message = ("error" if e.lab else "missing"), str(e)
                 return r
             v = images.check_config(f"{ref}@{entry['digest']}", entry["platform"], config)
             r.status, r.message = ("present" if v.ok else "mismatch"), v.message
@@ -98,8 +98,8 @@ def check(release: kube_versions.Release, arches: list[platforms.Platform], repo
         for job in jobs:
             try:
                 rows.append(job.result())
-            except RegistryError as e:  # an entry's config or manifest could not be read
-                rows.append(Row("?", "?", "?", "error", message=str(e)))
+            except RegistryError as e:  # a single-arch image's config could not be read
+                rows.append(Row("?", "?", "?", "error" if e.lab else "missing", message=str(e)))
     return rows
 
 
