@@ -1,5 +1,8 @@
 """nox sessions. `nox -s matrix -- --arch ppc64le` is the main job; `nox -s tests` the harness's tests."""
+import os
+
 import nox
+import nox.command
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -12,14 +15,26 @@ def matrix(session):
     session.install("-e", ".")
     # system packages for the selected cells: installed when root, else the exact apt-get line
     session.run("archmatrix", "deps", "--install", "--suites", *session.posargs)
-    # pytest's exit 1 (some cell failed) still gets its dashboard; anything else (5: nothing ran) fails here
-    code = session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs,
-                       success_codes=[0, 1])
-    if "--collect-only" not in session.posargs and "--co" not in session.posargs:
+    # pytest's exit 1 (a test failed or errored) and 5 (nothing judged: every test deselected or
+    # skipped) still get their dashboard, and then fail the session; anything else fails at once
+    code = 0
+    if os.path.exists("reports/results.json"):  # never report the previous run's results as this one's
+        os.remove("reports/results.json")
+    try:
+        session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs)
+    except nox.command.CommandFailed as e:
+        code = getattr(e, "return_code", None)
+        if code not in (1, 5):
+            raise
+    if "--collect-only" not in session.posargs and "--co" not in session.posargs and os.path.exists(
+            "reports/results.json"):
         session.run("archmatrix", "report", "reports/results.json", "--history", "reports/site/history",
                     "--out", "reports/site")
-    if code is not True and code != 0:
-        session.error("some cells failed: see reports/site/index.html")
+    if code == 1:
+        session.error("some cells failed or errored: see reports/site/index.html")
+    if code == 5:
+        session.error("nothing was judged: every selected test was deselected or skipped (pytest's summary "
+                      "says why)")
 
 
 @nox.session

@@ -96,6 +96,10 @@ def pytest_configure_node(node):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", f"{NOT_HERE}(reason): the test cannot apply to this run; it is deselected "
+                                       "at collection and counted under its reason")
+    config.addinivalue_line("markers", f"{JUDGES}(field, words): a test of one binary judges this promise of the "
+                                       "bootstrapper's Binary; deselected where the bootstrapper promises nothing")
     if getattr(config, "workerinput", {}).get("archmatrix_loadgroup"):
         config.option.loadgroup = True
     if "archmatrix_releases" in getattr(config, "workerinput", {}):
@@ -164,25 +168,147 @@ def pytest_generate_tests(metafunc):
 
 
 def _param(c):
-    marks = [pytest.mark.xdist_group(c.id)]
-    if c.unsupported:
-        marks.append(pytest.mark.skip(reason=f"unsupported: {c.unsupported}"))
-    return pytest.param(c, id=c.id, marks=marks)
+    # an unsupported cell's tests are deselected at collection (pytest_collection_modifyitems)
+    return pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id)])
 
 
-# ---- ordering and the node pool -------------------------------------------------------------
+# ---- what cannot apply, ordering and the node pool ------------------------------------------
 
+NO_NODE_RECORDED = "--recorded-nodes: recorded Node objects are judged, no node is provisioned to inspect"
+NOT_HERE = "archmatrix_not_applicable"  # a mark: this test cannot apply to this run (its reason)
+JUDGES = "archmatrix_judges"  # a mark on a binary's test: the promise (Binary field, words) it judges
+DESELECTED = pytest.StashKey["Deselection"]()
+
+
+class Deselection:
+    """The tests deselected at collection because they cannot apply by construction, counted per
+    reason; the unsupported cells among them (each still reported, once, as `unsupported`); and
+    how many cell tests were collected at all (0: not a matrix run)."""
+
+    def __init__(self, reasons: dict | None = None, names: dict | None = None, unsupported: dict | None = None,
+                 cell_items: int = 0):
+        self.reasons = dict(reasons or {})  # reason -> count of tests
+        self.names = {k: set(v) for k, v in (names or {}).items()}  # reason -> the binaries it names
+        self.unsupported = dict(unsupported or {})  # cell id -> reason
+        self.cell_items = cell_items
+
+    def add(self, why: str | tuple[str, str]) -> None:
+        why, name = why if isinstance(why, tuple) else (why, None)
+        self.reasons[why] = self.reasons.get(why, 0) + 1
+        if name is not None:
+            self.names.setdefault(why, set()).add(name)
+
+    def export(self) -> dict:
+        return {"reasons": self.reasons, "names": {k: sorted(v) for k, v in self.names.items()},
+                "unsupported": self.unsupported, "cell_items": self.cell_items}
+
+    def lines(self) -> list[str]:
+        if not self.reasons:
+            return []
+        cells: dict = {}
+        for cid, why in self.unsupported.items():
+            cells[f"unsupported: {why}"] = cells.get(f"unsupported: {why}", 0) + 1
+        width = len(str(max(self.reasons.values())))
+        out = [f"not judged, by construction (deselected at collection: {sum(self.reasons.values())} tests):"]
+        for why, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            where = f" [{cells[why]} cell{'s' if cells[why] > 1 else ''}]" if why in cells else ""
+            named = f" {', '.join(sorted(self.names[why]))}" if why in self.names else ""
+            out.append(f"  {n:{width}} {why}{named}{where}")
+        return out
+
+
+class _Applicable:
+    """Why a test cannot apply to this run by construction (None: it can), from its cell and the
+    fixtures it uses: known before any node exists, so it is deselected with its reason instead
+    of reported as skipped, and a real skip stands out."""
+
+    def __init__(self, config):
+        self.config = config
+        self.recorded = bool(config.getoption("am_recorded"))
+        self.given = _cluster_given(config)
+        self.repository = bool(config.getoption("am_image_repository"))
+        self.made: dict = {}  # bootstrapper name -> the object (its plan and binaries; no node touched)
+        self.installs: dict = {}  # cell -> {name: Binary} its bootstrapper installs
+
+    def _bootstrapper(self, name):
+        if name not in self.made:
+            from . import bootstrap
+
+            self.made[name] = bootstrap.get(name, bootstrap_options(self.config))
+        return self.made[name]
+
+    def why(self, item, cell) -> str | tuple[str, str] | None:
+        if cell is None:
+            mark = next((m for m in item.own_markers if m.name == NOT_HERE), None)
+            return mark.args[0] if mark is not None else None
+        if cell.unsupported:
+            return f"unsupported: {cell.unsupported}"
+        names = item.fixturenames
+        if self.recorded and "node" in names:
+            return NO_NODE_RECORDED
+        if "cluster" in names and not self.given:
+            from .bootstrap.capabilities import BringsUpCluster, Joins
+
+            b = self._bootstrapper(cell.bootstrapper)
+            if not isinstance(b, BringsUpCluster):
+                return f"bootstrapper {cell.bootstrapper} brings up no cluster (node-level suites only)"
+            if cell.control_plane and not isinstance(b, Joins):
+                return f"bootstrapper {cell.bootstrapper} cannot join a control plane on another node"
+        if "runtime" in names:
+            from .bootstrap.capabilities import ConfiguresRuntime
+
+            if not isinstance(self._bootstrapper(cell.bootstrapper), ConfiguresRuntime):
+                return f"bootstrapper {cell.bootstrapper} configures no container runtime"
+            if self.given:
+                return "the cluster is given (--kubeconfig, --recorded-nodes): no node runtime was prepared"
+        if "image_repository" in names and not self.repository:
+            return "no --image-repository given: registry checks run only when asked (e.g. registry.k8s.io)"
+        binary = item.callspec.params.get("binary")
+        if isinstance(binary, str):  # the binaries suite: one test per binary any bootstrapper installs
+            if cell not in self.installs:
+                self.installs[cell] = {b.name: b for b in self._bootstrapper(cell.bootstrapper).binaries(cell)}
+            spec = self.installs[cell].get(binary)
+            if spec is None:  # (reason, the binary): one summary line per reason names them all
+                return f"bootstrapper {cell.bootstrapper} does not install", binary
+            judges = next((m for m in item.own_markers if m.name == JUDGES), None)
+            if judges is not None and getattr(spec, judges.args[0]) in (None, False):
+                return f"bootstrapper {cell.bootstrapper} promises no {judges.args[1]} for", binary
+        return None
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m: what they deselect is the user's choice, not counted here
 def pytest_collection_modifyitems(config, items):
-    """Run each cell's tests together (stable sort: plain tests first, then cells in matrix order),
-    so a worker holds one node at a time. Cheaper than session-scoped parametrization, whose
-    generic reordering costs more than the rest of collection at 50,000 items."""
-    order = {c.id: i for i, c in enumerate(config.stash.get(CELLS, None) or ())}
+    """Deselect what cannot apply by construction (counted per reason), then run each cell's tests
+    together (stable sort: plain tests first, then cells in matrix order), so a worker holds one
+    node at a time. Cheaper than session-scoped parametrization, whose generic reordering costs
+    more than the rest of collection at 50,000 items."""
+    cells = config.stash.get(CELLS, None)
+    order = {c.id: i for i, c in enumerate(cells or ())}
+    rules = _Applicable(config)
+    kept, dropped, found = [], [], Deselection()
+    for item in items:
+        cell = _cell_of(item)
+        found.cell_items += cell is not None
+        why = rules.why(item, cell)
+        if why is None:
+            kept.append(item)
+            continue
+        dropped.append(item)
+        found.add(why)
+        if cell is not None and cell.unsupported:
+            found.unsupported[cell.id] = cell.unsupported
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
     def key(item):
         cell = _cell_of(item)
         return -1 if cell is None else order.get(cell.id, -1)
 
     items.sort(key=key)
+    config.stash[DESELECTED] = found
+    if hasattr(config, "workeroutput"):  # xdist: the controller collects nothing; it reads this from a worker
+        config.workeroutput["archmatrix_deselected"] = found.export()
 
 
 def progress(config, cell, message: str) -> None:
@@ -463,16 +589,28 @@ def pytest_report_teststatus(report, config):
 
 class ResultsCollector:
     """Gathers every phase report of every cell test (under xdist: as the controller receives
-    them), writes results.json at the end and prints the cell grid."""
+    them) and what was deselected at collection, writes results.json at the end (an unsupported
+    cell as one `unsupported` record), prints the cell grid, and makes a run in which nothing was
+    judged exit 5, not 0."""
 
     def __init__(self, config):
         self.config = config
         self.phases: dict[str, dict] = {}
-        self.run = self.path = None
+        self.judged = 0  # tests that passed or failed (cell tests or not)
+        self.deselected: Deselection | None = None
+        self.run = self.path = self.exitstatus = None
 
     def pytest_runtest_logreport(self, report):
+        if report.when == "call" and (report.passed or report.failed):
+            self.judged += 1
         if any(k == "archmatrix.cell" for k, _ in report.user_properties):
             self.phases.setdefault(report.nodeid, {})[report.when] = report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        got = getattr(node, "workeroutput", {}).get("archmatrix_deselected")
+        if got is not None and self.deselected is None:  # every worker collected the same items
+            self.deselected = Deselection(**got)
 
     def build(self):
         from .report import results
@@ -490,23 +628,43 @@ class ResultsCollector:
             test = nodeid.split("@")[0]
             run.records.append(results.Record(cell, test, outcome, round(seconds, 3), message, axes, short, artifacts))
             run.inputs.setdefault(cell, results.fingerprint(axes, short))
+        cells = {c.id: c for c in self.config.stash.get(CELLS, None) or ()}
+        for cid, why in self.deselected.unsupported.items() if self.deselected else ():
+            axes = cells[cid].axes() if cid in cells else {}
+            run.records.append(results.Record(cid, results.WHOLE_CELL, "unsupported", 0.0, f"unsupported: {why}", axes))
+            run.inputs.setdefault(cid, results.fingerprint(axes, {}))
         run.finished = time.time()
         return run
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if not self.phases:
-            return
+        if self.deselected is None:
+            self.deselected = self.config.stash.get(DESELECTED, None)
+        if self.config.option.collectonly or not self.phases and not (self.deselected and self.deselected.cell_items):
+            return  # not a matrix run, or nothing run on purpose: the plugin writes nothing
         from .report import results
 
         self.run = self.build()
         self.path = results.save(self.run, Path(self.config.getoption("am_reports")) / "results.json")
+        if self.judged == 0 and session.exitstatus == pytest.ExitCode.OK:
+            # only skips (or nothing left after deselection): not a green run
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+        self.exitstatus = session.exitstatus
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.run is None:
+        lines = self.deselected.lines() if self.deselected else []
+        if self.run is None:  # --collect-only: what would not be judged, and why
+            if lines:
+                terminalreporter.section("archmatrix")
+                for line in lines:
+                    terminalreporter.write_line(line)
             return
         from .report import console
 
         terminalreporter.section("archmatrix")
-        for line in console.grid(self.run):
+        for line in lines + console.grid(self.run):
             terminalreporter.write_line(line)
+        if self.judged == 0:
+            code = " (exit 5)" if self.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED else ""
+            terminalreporter.write_line(f"run: nothing judged: no test passed or failed{code}; the lines above say why",
+                                        yellow=True, bold=True)
         terminalreporter.write_line(f"results: {self.path}   dashboard: archmatrix report {self.path} --out reports/site")

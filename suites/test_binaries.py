@@ -44,6 +44,7 @@ def test_arch(binary, cell):
     assert verdict.ok, verdict.message
 
 
+@pytest.mark.archmatrix_judges("static", "linkage")  # deselected where nothing is promised
 def test_linkage(binary, cell):
     spec, found, exe = binary
     if spec.static is None:  # nothing promised: nothing to judge (not a pass)
@@ -63,6 +64,7 @@ def test_runs(binary, node):
         assert verdict.ok, verdict.message
 
 
+@pytest.mark.archmatrix_judges("go", "Go toolchain")  # deselected where nothing is promised
 def test_go_toolchain(binary, cell, record_property):
     spec, found, exe = binary
     if not spec.go:
@@ -89,8 +91,9 @@ def pytest_generate_tests(metafunc):
     except UserError as e:
         raise pytest.UsageError(f"--artifacts {e}") from None
     if not found:
-        metafunc.parametrize("artifact", [pytest.param(None, marks=pytest.mark.skip(
-            reason="no --artifacts PATH given (release binaries are checked only when asked)"))], ids=["none"])
+        # cannot apply to this run: deselected at collection with this reason (harness.plugin)
+        metafunc.parametrize("artifact", [pytest.param(None, marks=pytest.mark.archmatrix_not_applicable(
+            "no --artifacts PATH given (release binaries are checked only when asked)"))], ids=["none"])
         return
     metafunc.parametrize("artifact", found, ids=[f"{a.platform.name if a.platform else 'unknown'}-{a.binary}"
                                                  for a in found])

@@ -226,7 +226,9 @@ def test_binaries_suite_artifacts_mode(kubectl):
     out = subprocess.run(args + [x for d in debs for x in ("--artifacts", d)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "5 passed" in out.stdout, out.stdout[-2000:]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-    assert "1 skipped" in out.stdout and out.returncode == 0
+    # without --artifacts it cannot apply: deselected with the reason, and nothing was judged (exit 5)
+    assert "1 no --artifacts PATH given (release binaries are checked only when asked)" in out.stdout
+    assert out.returncode == 5, out.stdout[-2000:]
 
 
 def test_version_of_a_real_kubectl(debian_kubectl):

@@ -47,21 +47,31 @@ def records(p):
     return [json.loads(line) for line in p.log.read_text().splitlines()]
 
 
-def test_cells_run_unsupported_skip_with_reason_and_one_node_per_cell(scratch):
-    r = scratch.runpytest("-rs", "-p", "no:cacheprovider")
-    # 2 supported cells x (2 passed + cluster skipped) ; 2 unsupported cells x 3 skipped
-    r.assert_outcomes(passed=4, skipped=8)
-    r.stdout.fnmatch_lines(["*bootstrapper none brings up no cluster*"])
-    r.stdout.fnmatch_lines(["*SKIPPED ?6?*unsupported: local provider runs only this machine's arch*"])
+def test_cells_run_unsupported_deselected_with_reason_and_one_node_per_cell(scratch):
+    r = scratch.runpytest("-p", "no:cacheprovider")
+    # 2 supported cells x 2 passed; their cluster test and every test of the 2 unsupported cells
+    # cannot apply by construction: deselected, one summary line per reason
+    r.assert_outcomes(passed=4, deselected=8)
+    r.stdout.fnmatch_lines(["*not judged, by construction (deselected at collection: 8 tests):",
+                            f"*  6 unsupported: local provider runs only this machine's arch ({HOST}) [[]2 cells[]]",
+                            "*  2 bootstrapper none brings up no cluster (node-level suites only)"])
     recs = records(scratch)
     assert sorted(x["cell"] for x in recs) == [f"{HOST}-{HOST_DISTRO}-v1.31-none-local",
                                                f"{HOST}-{HOST_DISTRO}-v1.32-none-local"]
     assert len({x["node"] for x in recs}) == 2
+    # the unsupported cells are still reported: one record each, with the reason
+    run = json.loads((scratch.path / "reports" / "results.json").read_text())
+    unsupported = [x for x in run["records"] if x["outcome"] == "unsupported"]
+    assert sorted(x["cell"] for x in unsupported) == ["s390x-" + HOST_DISTRO + "-v1.31-none-local",
+                                                      "s390x-" + HOST_DISTRO + "-v1.32-none-local"]
+    assert all(x["message"] == f"unsupported: local provider runs only this machine's arch ({HOST})"
+               for x in unsupported)
+    assert run["cells"]["s390x-" + HOST_DISTRO + "-v1.31-none-local"]["arch"] == "s390x"
 
 
 def test_filters_select_cells(scratch):
     r = scratch.runpytest("--k8s", "v1.32", "--arch", "x86_64,s390x" if HOST == "amd64" else HOST, "-q")
-    r.assert_outcomes(passed=2, skipped=1 + (3 if HOST == "amd64" else 0))
+    r.assert_outcomes(passed=2, deselected=1 + (3 if HOST == "amd64" else 0))
 
 
 def test_bad_filter_is_usage_error(scratch):
@@ -76,7 +86,11 @@ def test_xdist_one_worker_owns_one_cell(scratch):
     # broke this silently: pytest-dev/pytest-xdist#1386)
     scratch.makepyfile(test_suite_b=SUITE)
     r = scratch.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
-    r.assert_outcomes(passed=8, skipped=16)
+    r.assert_outcomes(passed=8)
+    # the controller collects nothing: what the workers deselected still gets its summary lines
+    r.stdout.fnmatch_lines(["*not judged, by construction (deselected at collection: 16 tests):",
+                            f"*12 unsupported: local provider runs only this machine's arch ({HOST}) [[]2 cells[]]",
+                            "* 4 bootstrapper none brings up no cluster (node-level suites only)"])
     by_cell = {}
     for x in records(scratch):
         by_cell.setdefault(x["cell"], set()).add(x["worker"])
@@ -111,7 +125,7 @@ def test_infrastructure_error_is_error_with_report_and_retried_once(scratch, mon
 
     monkeypatch.setattr(nodes, "get", lambda name, **options: Flaky())
     r = scratch.runpytest("--arch", HOST, "-p", "no:cacheprovider", f"--junitxml={scratch.path}/j.xml")
-    r.assert_outcomes(passed=2, skipped=2, errors=2)
+    r.assert_outcomes(passed=2, deselected=2, errors=2)
     r.stdout.fnmatch_lines(["*infrastructure error: boot timed out for *v1.31*", "*artifact serial:*serial.log",
                             "*last serial line*"])
     assert calls.count(f"{HOST}-{HOST_DISTRO}-v1.31-none-local") == 2  # tried, retried once, never again

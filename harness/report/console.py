@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .grid import blocks, cell_status
+from .grid import NOTHING_JUDGED, blocks, cell_status
 
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "E", "unsupported": "-", "skipped": "s"}
 
@@ -27,5 +27,6 @@ def grid(run) -> list[str]:
             row = "".join(f" {_label(b.cells[(a, v)]) if (a, v) in b.cells else 'not run':>{width}}"
                           for v in b.versions)
             lines.append(f"  {a:8}{row}")
-    lines.append("  (✓ passed  ✗ failed  E error: infrastructure  unsupported: cannot exist)")
+    lines.append(f"  (✓ passed  ✗ failed: the product  E error: the lab  unsupported: cannot exist  "
+                 f"{NOTHING_JUDGED}: only skips)")
     return lines

@@ -11,11 +11,11 @@ from pathlib import Path
 from jinja2 import Environment, select_autoescape
 
 from ..matrix import platforms
-from .grid import blocks, cell_status
+from .grid import NOTHING_JUDGED, blocks, cell_status, run_status
 from .history import analyse
 
-COLOURS = {"passed": "#2e9d4f", "failed": "#d1342f", "error": "#8e44ad", "unsupported": "#b8b8b8",
-           "skipped": "#dcdcdc", "not run": "#ffffff"}
+COLOURS = {"passed": "#2e9d4f", "failed": "#d1342f", "error": "#8e44ad", NOTHING_JUDGED: "#e8c547",
+           "unsupported": "#b8b8b8", "skipped": "#dcdcdc", "not run": "#ffffff"}
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>archmatrix {{ run.id }}</title>
@@ -25,7 +25,7 @@ h1{font-size:20px} h2{font-size:16px;margin-top:1.6em}
 table.grid{border-collapse:collapse} .grid th,.grid td{border:1px solid #999;padding:4px 8px;text-align:center}
 .grid td.cell{cursor:pointer;min-width:6em;color:#fff;font-weight:600}
 {% for s, c in colours.items() %}.s-{{ s|replace(' ', '-') }}{background:{{ c }}}{% endfor %}
-.s-not-run,.s-skipped,.s-unsupported{color:#333!important}
+.s-not-run,.s-skipped,.s-unsupported,.s-nothing-judged{color:#333!important}
 .strip span{display:inline-block;width:9px;height:14px;margin-right:1px;border:1px solid #0002}
 .details{display:none;border:1px solid #999;padding:8px;margin-top:8px}
 .details.open{display:block}
@@ -36,7 +36,7 @@ td.msg{text-align:left;font-family:monospace;font-size:12px;white-space:pre-wrap
 figure{display:inline-block;margin:0 1em 1em 0}
 </style></head><body>
 <h1>archmatrix — run {{ run.id }}</h1>
-<p>{{ totals }} · {{ runs|length }} run(s) in history · generated offline: this page fetches nothing</p>
+<p class="totals" data-status="{{ status }}">{{ totals }} · {{ runs|length }} run(s) in history · generated offline: this page fetches nothing</p>
 <p class="legend">{% for s, c in colours.items() %}<span class="s-{{ s|replace(' ', '-') }}">{{ s }}</span>{% endfor %}</p>
 {% for g in grids %}
 <h2>{{ g.title }}</h2>
@@ -125,8 +125,11 @@ def render(runs: list, out: Path) -> Path:
         plots.append({"arch": arch, "w": 360, "h": 120, "max": round(top, 1),
                       "boot": _points(boot, len(runs), 360, 120, top), "tests": _points(tests, len(runs), 360, 120, top)})
     totals = ", ".join(f"{n} {o}" for o, n in Counter(r.outcome for r in run.records).most_common())
+    if run_status(run) == NOTHING_JUDGED:  # skips alone are not green
+        totals = f"{NOTHING_JUDGED}: {totals or 'no tests'}"
     html = Environment(autoescape=select_autoescape(default=True)).from_string(TEMPLATE).render(
-        run=run, runs=runs, grids=grids, details=details, plots=plots, colours=COLOURS, totals=totals)
+        run=run, runs=runs, grids=grids, details=details, plots=plots, colours=COLOURS, totals=totals,
+        status=run_status(run))
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.html").write_text(html)
     return out / "index.html"

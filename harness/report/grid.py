@@ -9,12 +9,24 @@ from dataclasses import dataclass
 from ..matrix import platforms
 
 
+NOTHING_JUDGED = "nothing judged"
+
+
 def cell_status(counts: Counter) -> str:
-    """The one word a cell's colour says: failed > error > passed > unsupported > not run."""
-    for o in ("failed", "error", "passed", "unsupported", "skipped"):
+    """The one word a cell's colour says: failed > error > passed > nothing judged (its tests
+    only skipped: not green) > unsupported > not run."""
+    for o in ("failed", "error", "passed"):
         if counts.get(o):
             return o
-    return "not run"
+    if counts.get("skipped"):
+        return NOTHING_JUDGED
+    return "unsupported" if counts.get("unsupported") else "not run"
+
+
+def run_status(run) -> str:
+    """The run's word: failed > error > passed, else nothing judged (skips, unsupported, nothing)."""
+    status = cell_status(Counter(r.outcome for r in run.records))
+    return status if status in ("failed", "error", "passed") else NOTHING_JUDGED
 
 
 def summarize(run) -> dict:

@@ -1,7 +1,9 @@
-"""results.json: one record per cell and test; the source of every other report.
+"""results.json: one record per cell and test (one per cell for an unsupported cell); the source
+of every other report.
 
-Outcomes: passed, failed (the product), error (the infrastructure), unsupported (cannot
-exist, with the reason), skipped (not applicable here, with the reason).
+Outcomes (docs/ARCHITECTURE.md "Outcomes"): passed and failed (the product judged), error (the
+lab could not do its part), unsupported (cannot exist, with the reason), skipped (not applicable
+here, with the reason). A run or cell with no passed or failed test judged nothing.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OUTCOMES = ("passed", "failed", "error", "unsupported", "skipped")
+JUDGED = ("passed", "failed")  # the product was judged; the others say why it was not
+WHOLE_CELL = "(cell)"  # the test name of a record that stands for every test of its cell (unsupported)
 SCHEMA = 1
 
 
@@ -38,8 +42,14 @@ class Run:
     records: list[Record] = field(default_factory=list)
 
     @property
+    def judged(self) -> int:
+        """How many tests judged the product (passed or failed)."""
+        return sum(r.outcome in JUDGED for r in self.records)
+
+    @property
     def passed(self) -> bool:
-        return all(r.outcome in ("passed", "skipped", "unsupported") for r in self.records)
+        """Green: something was judged, and nothing failed or errored (skips alone are not green)."""
+        return self.judged > 0 and all(r.outcome in ("passed", "skipped", "unsupported") for r in self.records)
 
     def to_json(self) -> dict:
         # a cell's axes are stored once, not in each of its records (a 30-night history loads
