@@ -76,7 +76,8 @@ def _selected(config) -> list[Cell] | None:
     filters = {axis: config.getoption(f"am_{axis}") for axis in AXES}
     own = bool(split_values(config.getoption("am_artifacts"))) and bootstrap_options(config).artifacts
     return cells_for(path, config.getoption("am_shard"), config.getoption("am_cell"),
-                     inventory=config.getoption("am_inventory"), own_binaries=bool(own), **filters)
+                     inventory=config.getoption("am_inventory"), own_binaries=bool(own),
+                     recorded_nodes=bool(split_values(config.getoption("am_recorded"))), **filters)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -407,7 +408,10 @@ def _archmatrix_pool(request):
 
 @pytest.fixture
 def node(cell, _archmatrix_pool):
-    """The cell's node, provisioned once per cell; infrastructure failures are retried once."""
+    """The cell's node, provisioned once per cell; a retryable infrastructure error is retried once.
+    Never with --recorded-nodes (tests that need one are deselected; this skips a dynamic ask)."""
+    if _archmatrix_pool.config.getoption("am_recorded"):
+        pytest.skip(NO_NODE_RECORDED)
     return _archmatrix_pool.get(cell, "node", lambda: _archmatrix_pool.provision(cell))
 
 

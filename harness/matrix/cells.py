@@ -176,15 +176,21 @@ def load(path: str | Path) -> MatrixFile:
 
 # ---- expansion ------------------------------------------------------------------------------
 
-def capability(cell: Cell, own_binaries: bool = False) -> str | None:
+def capability(cell: Cell, own_binaries: bool = False, recorded_nodes: bool = False) -> str | None:
     """Why this combination cannot exist, from the platform table, the providers' and
     bootstrappers' registry lines and the table of what each upstream publishes per arch
     (upstream.py); None when it can. `own_binaries`: the bootstrappers' binaries come from
-    --artifacts, not from upstream."""
+    --artifacts, not from upstream. `recorded_nodes`: the cell's nodes are Node objects recorded
+    from a real cluster, judged whatever provider and bootstrapper the cell names."""
     d = cell.os
     provider = PROVIDERS[cell.provider]
     if cell.arch not in d.arches:
         return f"{d.name} has no {cell.arch} port (it exists for {', '.join(d.arches)})"
+    if recorded_nodes:
+        # nothing is provisioned or bootstrapped: what a provider can run or a bootstrapper can
+        # install does not limit a node that already exists (a recorded Windows node is judged
+        # without a provider that can run Windows)
+        return None
     if d.os == "windows":
         if not (provider.windows or provider.this_machine):
             return (f"{cell.provider} provider cannot run Windows nodes here: use provider "
@@ -207,7 +213,7 @@ def capability(cell: Cell, own_binaries: bool = False) -> str | None:
 
 
 def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str, str]] = (),
-           own_binaries: bool = False) -> list[Cell]:
+           own_binaries: bool = False, recorded_nodes: bool = False) -> list[Cell]:
     """The matrix's cells; `extra` (arch, distro) pairs (ssh inventory hosts) add ssh cells."""
     a = m.axes
     seen: dict[str, Cell] = {}
@@ -227,7 +233,7 @@ def expand(m: MatrixFile, source: str = "matrix.yaml", extra: Iterable[tuple[str
                 seen.setdefault(cell.id, cell)
     cells = []
     for cell in seen.values():
-        reason = capability(cell, own_binaries) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
+        reason = capability(cell, own_binaries, recorded_nodes) or next((r.reason for r in m.unsupported if r.match.matches(cell)), None)
         taints = tuple((t.key, t.value, t.effect) for r in m.taints if r.match.matches(cell) for t in r.taints)
         rule = next((r for r in m.control_plane if r.match.matches(cell)), None)
         cp = (rule.node.arch, rule.node.distro) if rule else None
@@ -300,17 +306,18 @@ def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
 
 
 def cells_for(path: str | Path, shard_spec: str | None = None, cell_ids: Iterable[str] = (),
-              inventory: str | Path | None = None, own_binaries: bool = False,
+              inventory: str | Path | None = None, own_binaries: bool = False, recorded_nodes: bool = False,
               **filters: Iterable[str]) -> list[Cell]:
     """The one entry point used by both the CLI and the pytest plugin, so they always agree.
     An ssh inventory adds a cell per host's (arch, distro) x the matrix's kubernetes and
-    bootstrapper axes, with provider ssh. `own_binaries`: --artifacts replaces upstream's binaries."""
+    bootstrapper axes, with provider ssh. `own_binaries`: --artifacts replaces upstream's binaries;
+    `recorded_nodes`: --recorded-nodes judges recorded Node objects (see capability)."""
     m = load(path)
     extra = []
     if inventory is not None:
         hosts = inventory_file.load(inventory).hosts
         extra = sorted({(h.arch, h.distro) for h in hosts})
-    cells = expand(m, source=str(path), extra=extra, own_binaries=own_binaries)
+    cells = expand(m, source=str(path), extra=extra, own_binaries=own_binaries, recorded_nodes=recorded_nodes)
     return shard(select(cells, source=str(path), cell_ids=cell_ids, **filters), shard_spec)
 
 
