@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.common.paths import cache_dir
 from harness.host import debian
 from harness.matrix import platforms
 
@@ -15,6 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # here and in every archmatrix/pytest subprocess a test starts (they inherit the environment).
 # tests/test_releases.py serves the upstream files from loopback for the upstream path.
 os.environ["ARCHMATRIX_RELEASES"] = "table"
+# The shared cache (base images, apt downloads), resolved now: pytester moves HOME to a tmp dir,
+# where a node test would rebuild a base image for minutes (shared_cache keeps it here).
+SHARED_CACHE = cache_dir()
+
+
+@pytest.fixture
+def shared_cache(monkeypatch):
+    """Keep the image cache (ARCHMATRIX_CACHE) on the shared one for this test and every process it
+    starts, whatever HOME pytester gives them."""
+    monkeypatch.setenv("ARCHMATRIX_CACHE", str(SHARED_CACHE))
+    return SHARED_CACHE
 
 
 def suite_for(p: platforms.Platform) -> str:
@@ -145,3 +157,29 @@ def image_for(arch: str, os: str = "linux", **kw):
     from harness.oci.layout import Image
 
     return Image(platforms.arch(arch).oci_platform(os), {"/pause": f"pause for {arch}".encode()}, **kw)
+
+
+# The head of a conftest for suites run in a pytester subprocess: every provider the plugin makes
+# (nodes.get) logs each provision to $LOG as a JSON line (a retry shows as a second line), and
+# log() records whatever else the test's own code wants counted.
+COUNTING_CONFTEST = """
+import json, os
+import harness.nodes as nodes
+
+def log(**kw):
+    with open(os.environ["LOG"], "a") as f:
+        f.write(json.dumps(kw) + "\\n")
+
+real_nodes_get = nodes.get
+
+def counting_get(name, **options):
+    provider = real_nodes_get(name, **options)
+    provision = provider.provision
+    def counted(cell, out):
+        log(event="provision", cell=cell.id)
+        return provision(cell, out)
+    provider.provision = counted
+    return provider
+
+nodes.get = counting_get
+"""
