@@ -382,6 +382,30 @@ def test_a_recorded_windows_node_is_judged_without_a_windows_provider(tmp_path, 
         assert got["test_os_label"] == "failed" and "unsupported" not in got.values(), got
 
 
+def test_no_node_registered_for_the_arch_is_failed(tmp_path):
+    """Two real recorded nodes, amd64 and arm64: the arm64 cell finds its node and is judged; the
+    s390x cell finds none, a product finding (was pytest.fail in the fixture: an `error`)."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [arm64, s390x], distro: [debian12], kubernetes: ['1.35'], bootstrapper: [kubeadm], "
+                 "provider: [ssh]}\n")
+    nodes = ROOT / "tests" / "fixtures" / "nodes"
+    recorded = f"{nodes / 'amd64-k3s-v1.35.4+k3s1.yaml'},{nodes / 'arm64-minikube-v1.35.0.yaml'}"
+    p = subprocess.run([sys.executable, "-m", "pytest", "suites/test_node_registration.py", "--matrix", str(m),
+                        "--recorded-nodes", recorded, "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r"),
+                        "--junitxml", str(tmp_path / "j.xml")], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "ARCHMATRIX_RELEASES": "table"}, timeout=300)
+    assert p.returncode == 1, p.stdout[-3000:]
+    run = json.loads((tmp_path / "r" / "results.json").read_text())
+    s390x = [r for r in run["records"] if r["cell"].startswith("s390x-")]
+    arm64 = [r for r in run["records"] if r["cell"].startswith("arm64-")]
+    assert s390x and {r["outcome"] for r in s390x} == {"failed"}, [(r["test"], r["outcome"]) for r in s390x]
+    assert all("expected a node for s390x among 2 nodes, found none" in r["message"] for r in s390x)
+    assert "passed" in {r["outcome"] for r in arm64} and "error" not in {r["outcome"] for r in run["records"]}
+    junit = (tmp_path / "j.xml").read_text()
+    assert junit.count("<failure") == len(s390x) + sum(r["outcome"] == "failed" for r in arm64)
+    assert "<error" not in junit
+
+
 @pytest.mark.parametrize("bootstrapper,arch", [("distro", "s390x"), ("kubeadm", "amd64"), ("microk8s", "amd64"),
                                                ("k3s", "amd64")])
 def test_the_products_steps_are_not_the_labs(bootstrapper, arch):
