@@ -187,18 +187,23 @@ def test_product_failures_are_failed_and_lab_failures_error_in_every_report(step
 
 # ---- registry answers inside a registry check -------------------------------------------------
 
+def _suites(tmp_path, *args):
+    """The real suites run as a user runs them (from the repository), reports under tmp_path:
+    (the process, results.json, pytest's JUnit)."""
+    out = tmp_path / "r"
+    p = subprocess.run([sys.executable, "-m", "pytest", *map(str, args), "-p", "no:cacheprovider", "-rfs",
+                        "--reports-dir", str(out), "--junitxml", str(out / "j.xml")], cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "ARCHMATRIX_RELEASES": "table"}, timeout=300)
+    return p, json.loads((out / "results.json").read_text()), (out / "j.xml").read_text()
+
+
 def _pause_suite(tmp_path, repository):
     tmp_path.mkdir(parents=True, exist_ok=True)
     m = tmp_path / "m.yaml"
     m.write_text(f"axes: {{arch: [amd64], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [none], "
                  f"provider: [local]}}\n")
-    out = tmp_path / "r"
-    p = subprocess.run([sys.executable, "-m", "pytest", "suites/test_pause_image.py", "--matrix", str(m),
-                        "--image-repository", repository, "-p", "no:cacheprovider", "--reports-dir", str(out),
-                        "--junitxml", str(out / "j.xml"), "-q"], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "ARCHMATRIX_RELEASES": "table"}, timeout=300)
-    run = json.loads((out / "results.json").read_text())
-    return p, {r["test"].split("::")[1].split("[")[0]: r for r in run["records"]}, (out / "j.xml").read_text()
+    p, run, junit = _suites(tmp_path, "suites/test_pause_image.py", "--matrix", m, "--image-repository", repository)
+    return p, {r["test"].split("::")[1].split("[")[0]: r for r in run["records"]}, junit
 
 
 PAUSE = "3.10"  # kubeadm's pause for 1.32 (kube_versions)
@@ -368,13 +373,9 @@ def test_a_recorded_windows_node_is_judged_without_a_windows_provider(tmp_path, 
     listed = run_cli("list", "--json", "--matrix", str(m))
     assert all(c["unsupported"] for c in json.loads(listed.stdout))  # without recorded nodes: cannot exist here
     node = ROOT / "tests" / "fixtures" / "nodes" / "amd64-windows-acs-engine-v1.9.0-alpha.0.yaml"
-    p = subprocess.run([sys.executable, "-m", "pytest", "suites", "--matrix", str(m), "--recorded-nodes", str(node),
-                        "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r"), "-rfs"], cwd=ROOT,
-                       capture_output=True, text=True, env={**os.environ, "ARCHMATRIX_RELEASES": "table"}, timeout=300)
+    p, run, _ = _suites(tmp_path, "suites", "--matrix", m, "--recorded-nodes", node)
     assert "provisioning with" not in p.stdout + p.stderr  # no node, not even for the node suites
-    p_lines = p.stdout
-    assert "--recorded-nodes: recorded Node objects are judged, no node is provisioned to inspect" in p_lines
-    run = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "--recorded-nodes: recorded Node objects are judged, no node is provisioned to inspect" in p.stdout
     for cell in ("amd64-windows2022-v1.32-none-local", "amd64-windows2022-v1.32-none-qemu"):
         got = {r["test"].split("::")[1].split("[")[0]: r["outcome"] for r in run["records"] if r["cell"] == cell}
         # the fragment (nodeInfo only, kubelet v1.9.0-alpha): its nodeInfo agrees with the cell, the rest is judged
@@ -390,18 +391,13 @@ def test_no_node_registered_for_the_arch_is_failed(tmp_path):
                  "provider: [ssh]}\n")
     nodes = ROOT / "tests" / "fixtures" / "nodes"
     recorded = f"{nodes / 'amd64-k3s-v1.35.4+k3s1.yaml'},{nodes / 'arm64-minikube-v1.35.0.yaml'}"
-    p = subprocess.run([sys.executable, "-m", "pytest", "suites/test_node_registration.py", "--matrix", str(m),
-                        "--recorded-nodes", recorded, "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r"),
-                        "--junitxml", str(tmp_path / "j.xml")], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "ARCHMATRIX_RELEASES": "table"}, timeout=300)
+    p, run, junit = _suites(tmp_path, "suites/test_node_registration.py", "--matrix", m, "--recorded-nodes", recorded)
     assert p.returncode == 1, p.stdout[-3000:]
-    run = json.loads((tmp_path / "r" / "results.json").read_text())
     s390x = [r for r in run["records"] if r["cell"].startswith("s390x-")]
     arm64 = [r for r in run["records"] if r["cell"].startswith("arm64-")]
     assert s390x and {r["outcome"] for r in s390x} == {"failed"}, [(r["test"], r["outcome"]) for r in s390x]
     assert all("expected a node for s390x among 2 nodes, found none" in r["message"] for r in s390x)
     assert "passed" in {r["outcome"] for r in arm64} and "error" not in {r["outcome"] for r in run["records"]}
-    junit = (tmp_path / "j.xml").read_text()
     assert junit.count("<failure") == len(s390x) + sum(r["outcome"] == "failed" for r in arm64)
     assert "<error" not in junit
 
