@@ -95,6 +95,10 @@ def test_xdist_one_worker_owns_one_cell(scratch):
     for x in records(scratch):
         by_cell.setdefault(x["cell"], set()).add(x["worker"])
     assert len(by_cell) == 2 and all(len(w) == 1 for w in by_cell.values()), by_cell
+    # and the unsupported cells, deselected on the workers, are still one record each on the controller
+    run = json.loads((scratch.path / "reports" / "results.json").read_text())
+    assert sorted(x["cell"] for x in run["records"] if x["outcome"] == "unsupported") == [
+        f"s390x-{HOST_DISTRO}-v1.31-none-local", f"s390x-{HOST_DISTRO}-v1.32-none-local"]
 
 
 def test_items_carry_their_cell_group(scratch):
