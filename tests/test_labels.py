@@ -1,4 +1,4 @@
-"""Node registration checks on real recorded Node objects (../shared/fixtures/nodes) and on
+"""Node registration checks on real recorded Node objects (tests/fixtures/nodes) and on
 edited copies of them; then the suite end to end through the plugin on those recordings."""
 import copy
 import subprocess
@@ -11,10 +11,7 @@ from harness import kube_versions, platforms
 from harness.checks import labels, placement
 from conftest import ROOT
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "nodes"
-if not FIXTURES.is_dir():
-    pytest.skip(f"recorded Node objects not found at {FIXTURES} (../shared beside the checkout)",
-                allow_module_level=True)
+FIXTURES = ROOT / "tests" / "fixtures" / "nodes"
 
 
 def load(name):
