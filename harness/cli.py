@@ -42,9 +42,9 @@ def cmd_list(args) -> int:
 def cmd_deps(args) -> int:
     from . import sysdeps
 
-    pkgs = sysdeps.TEST_PACKAGES if args.tests else sysdeps.for_cells(_cells(args))
+    pkgs = sysdeps.test_packages() if args.tests else sysdeps.for_cells(_cells(args))
     if args.suites:
-        pkgs = pkgs | sysdeps.REGISTRY_PACKAGES
+        pkgs = pkgs | sysdeps.packages(sysdeps.REGISTRY_PROGRAMS)
     done = sysdeps.ensure(pkgs, install=args.install)
     gone = sysdeps.missing(pkgs)
     print(f"archmatrix: system packages ready ({len(pkgs)} needed, {len(done)} installed now)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian, platforms
+from harness import debian, platforms, sysdeps
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,9 +26,23 @@ def debian_binary():
     return get
 
 
-def need(tool: str, package: str):
+# In CI (CI=true) nothing may be missing: a test that would skip for want of a tool fails instead,
+# so a green CI is never a run that quietly skipped what it could not do.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(why: str):
+    """Skip with the reason, or fail it in CI."""
+    if IN_CI:
+        pytest.fail(f"{why} (CI=true: a missing tool fails the run)", pytrace=False)
+    pytest.skip(why)
+
+
+def need(tool: str):
+    """The program `tool` (its package from harness/sysdeps.py, the deps table)."""
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (apt-get install {package}); .ci/run installs it")
+        unavailable(f"{tool} is not installed (apt-get install {sysdeps.PACKAGE_OF[tool]}; "
+                    "`archmatrix deps --tests --install` installs it)")
 
 
 @pytest.fixture
@@ -66,7 +80,7 @@ def nothing_leaks():
         if not left:
             return
         time.sleep(0.25)
-    pytest.fail(f"processes left running after the tests: {sorted(left)}")
+    pytest.fail(f"processes left running after the tests: {sorted(left, key=str)}")
 
 
 def registry_and_layout(tmp_path_factory):
@@ -75,8 +89,8 @@ def registry_and_layout(tmp_path_factory):
     from harness.images.oci import Layout
     from harness.localregistry import LocalRegistry
 
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("docker-registry")
+    need("skopeo")
     return LocalRegistry(tmp_path_factory.mktemp("registry")), Layout(tmp_path_factory.mktemp("layout"))
 
 

@@ -33,9 +33,9 @@ def _engine_leftovers() -> list[str]:
 
 @pytest.fixture(scope="module")
 def engine_ready():
-    need("dockerd", "docker.io")
-    need("docker", "docker.io")
-    need("mmdebstrap", "mmdebstrap")
+    need("dockerd")
+    need("docker")
+    need("mmdebstrap")
     for arch in ("arm64", "s390x"):
         images.build(platforms.arch(arch), platforms.distro("debian12"), progress=print)
     assert not _engine_leftovers()

@@ -21,7 +21,7 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from .. import debian, platforms, procgroup
+from .. import debian, platforms, procgroup, sysdeps
 from ..errors import InfraError, UserError
 
 BUILDER_VERSION = "1"
@@ -171,15 +171,6 @@ def _run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
         raise InfraError(f"{what} failed ({why})", artifacts={"build log": log}, log_tail=tail, retryable=not full)
 
 
-def _check_tools(p: platforms.Platform) -> None:
-    need = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils", "ssh-keygen": "openssh-client"}
-    if p is not platforms.host():
-        need[p.qemu_user] = "qemu-user-static"
-    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
-    if missing:
-        raise UserError(f"building a {p.name} image needs: apt-get install -y {' '.join(missing)}")
-
-
 def ensure_binfmt(p: platforms.Platform) -> None:
     """Foreign maintainer scripts run under qemu-user through binfmt_misc: mount and register it."""
     if p is platforms.host():
@@ -235,7 +226,7 @@ def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], 
         if final.exists():
             progress(f"image {final.name}: incomplete or corrupt, rebuilding")
             shutil.rmtree(final)
-        _check_tools(p)
+        sysdeps.require(sysdeps.image_build_programs(p), f"building a {p.name} image")
         ensure_binfmt(p)
         for stale in images_dir().glob(f".{final.name}-*"):  # a killed builder's (we hold the lock)
             progress(f"image {final.name}: removing {stale.name}, left by an interrupted build")
