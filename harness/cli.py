@@ -152,6 +152,10 @@ def cmd_images(args) -> int:
     if args.action == "build":
         from concurrent.futures import ThreadPoolExecutor
 
+        from . import debian
+
+        debian.use_mirror(args.mirror)
+
         def one(pair):  # each build is mostly one emulated process: two at once use both cores
             return images.build(*pair, progress=lambda m: print(f"archmatrix: {m}", flush=True))
 
@@ -324,6 +328,8 @@ def parser() -> argparse.ArgumentParser:
     im.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]")
     im.add_argument("--distro", action="append", default=[], metavar="DISTRO[,DISTRO]")
     im.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="build: N images at once (default 1)")
+    im.add_argument("--mirror", metavar="URL", help="build: the Debian mirror (default: $ARCHMATRIX_DEBIAN_MIRROR, "
+                                                   "else the Debian archive in this machine's apt sources)")
     im.set_defaults(func=cmd_images)
 
     gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--kept: and kept nodes; --list: only show)")

@@ -271,7 +271,7 @@ def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress
     progress(f"image {d.name}/{p.name}: mmdebstrap {d.release} (foreign arches run maintainer scripts "
              f"under qemu-user: minutes)")
     _run(["mmdebstrap", "--variant=apt", f"--arch={p.debian}", "--include=" + ",".join(PACKAGES + (p.kernel_package,)),
-          f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.mirror()], "mmdebstrap", log)
+          f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.source_line(d.release)], "mmdebstrap", log)
     progress(f"image {d.name}/{p.name}: rootfs in {time.monotonic() - t0:.0f} s; configuring")
     _configure(root, p, out)
     boot = root / "boot"
