@@ -12,6 +12,8 @@ def matrix(session):
     session.install("-e", ".")
     # system packages for the selected cells: installed when root, else the exact apt-get line
     session.run("archmatrix", "deps", "--install", "--suites", *session.posargs)
+    # what the selected cells need works here (binfmt, disk, mirror, ...): one line per gap, not a traceback later
+    session.run("archmatrix", "doctor", "--suites", *session.posargs)
     # pytest's exit 1 (some cell failed) still gets its dashboard; anything else (5: nothing ran) fails here
     code = session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs,
                        success_codes=[0, 1])
@@ -27,6 +29,7 @@ def tests(session):
     """The harness's own tests: unit tests and real integration (qemu-user, registry, sshd)."""
     session.install("-e", ".[test]")
     session.run("archmatrix", "deps", "--tests", "--install")
+    session.run("archmatrix", "doctor", "--tests")
     # the QEMU and docker tests boot these: built once per machine (cached), two at a time
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
     session.run("pytest", "tests", "-rfEs", *session.posargs)

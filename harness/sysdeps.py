@@ -28,6 +28,7 @@ PACKAGE_OF: dict[str, str] = {
     "umount": "mount",
     KEYRING: "debian-archive-keyring",  # signed-by of every Debian source, also on an Ubuntu host
     "unshare": "util-linux",
+    "setpriv": "util-linux",  # tests: doctor as an unprivileged user
     "mkfs.ext4": "e2fsprogs",
     "debugfs": "e2fsprogs",
     "qemu-img": "qemu-utils",

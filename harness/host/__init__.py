@@ -1,0 +1,1 @@
+"""This machine: what it has (doctor), which packages give the rest."""
