@@ -35,6 +35,14 @@ def tests(session):
     session.run("pytest", "tests", "-rfEs", *session.posargs)
 
 
+@nox.session(python=False)
+def fresh(session):
+    """Rehearse a new machine (root): the README's test command in a fresh Debian root made here and removed
+    after, as `.ci/run` does. `nox -s fresh -- matrix --arch s390x`: the README's matrix command with
+    these arguments instead of its own."""
+    session.run("python3", "-m", "harness.lab.freshroot", *session.posargs, external=True)
+
+
 @nox.session
 def dashboard(session):
     """Rebuild reports/site (dashboard, JUnit, TestGrid layout) from results: `nox -s dashboard -- DIR...`

@@ -65,7 +65,9 @@ def _our_processes():
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split("\n")
     return ({int(p) for p in out} | mounts | {f"netns {x.split()[0]}" for x in netns if x.startswith("amh")}
-            | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x})
+            # a veth whose namespace this mount namespace cannot name is another run's (a fresh root has a
+            # private /run/netns but shares the host's links): `link-netns NAME` only for ours
+            | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x and " link-netns amh" in x})
 
 
 @pytest.fixture(scope="session", autouse=True)
