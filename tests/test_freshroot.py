@@ -22,6 +22,14 @@ def test_the_commands_are_the_readmes_own():
     assert cmds["tests"].endswith("nox -s tests")
 
 
+def test_it_runs_on_a_bare_python():
+    """.ci/run starts it before any venv exists: stdlib only (-I -S: no site-packages at all)."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                          "import harness.lab.freshroot as f; print(f.readme_commands()['tests'])"],
+                         capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip().endswith("nox -s tests"), out.stderr
+
+
 def test_posargs_replace_the_readme_commands_own():
     cmd = "python3 -m venv .venv && .venv/bin/nox -s matrix -- --arch ppc64le --distro debian12"
     assert freshroot.with_posargs(cmd, []) == cmd

@@ -67,6 +67,9 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 def _install(*names: str) -> str:
+    unknown = sorted(n for n in names if n not in sysdeps.PACKAGE_OF)
+    if unknown:  # a program the table lacks (tests/test_sysdeps.py fails too): say so, not a KeyError
+        return f"no Debian package is known for {', '.join(unknown)}: add it to harness/sysdeps.py PACKAGE_OF"
     return "apt-get install -y " + " ".join(sorted(sysdeps.packages(names)))
 
 
