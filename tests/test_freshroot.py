@@ -94,7 +94,10 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
               "test -x /usr/bin/qemu-s390x-static; echo qemu-user-inside=$?; "
               "ls /root/.cache/archmatrix/images | sed 's/^/image: /'; "
               "git -C /work/archmatrix log -1 --format=commit=%H; "
-              "echo pid1=$(cat /proc/1/comm); sleep 600 & echo background=$!")
+              "echo processes=$(ls -d /proc/[0-9]* | wc -l); "
+              "sh -c 'sleep 0.2 & echo $! > /tmp/orphan'; sleep 2; "
+              "if [ -e /proc/$(cat /tmp/orphan) ]; then echo orphan=zombie; else echo orphan=reaped; fi; "
+              "sleep 600 & echo background=$!")
     code = freshroot.run(script, workdir=str(tmp_path), timeout=600, reports_to=None)
     out = capfd.readouterr().out
     assert code == 0, out
@@ -103,7 +106,9 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
     assert {p.name for p in images.iterdir() if (p / "manifest.json").is_file()} <= inside, out  # the host's cache
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert f"commit={head.strip()}" in out  # a clone of this checkout
-    assert "pid1=bash" in out  # its own PID namespace: the command is its first process
+    processes = int(next(x for x in out.splitlines() if "] processes=" in x).split("=")[1])
+    assert processes < 10, out  # its own PID namespace: only the command's processes are visible
+    assert "orphan=reaped" in out  # its PID 1 reaps, as init does
     assert "nothing was left mounted or running" in out
     assert list(tmp_path.iterdir()) == []  # the root is gone
     assert _in_root(str(tmp_path)) == []  # the background sleep died with the namespace

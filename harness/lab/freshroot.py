@@ -45,7 +45,20 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "kvm", "fuse", "n
 # does not have (PIP_FIND_LINKS=/opt/wheels) is left out, and said so
 PASSED = re.compile(r"^(CI|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|PIP_[A-Z_]+|SSL_CERT_(FILE|DIR)|"
                     r"REQUESTS_CA_BUNDLE|ARCHMATRIX_DEBIAN_MIRROR)$")
-TIMEOUT = 45 * 60  # the whole CI budget: a run that takes longer is stopped and fails
+# a guard against a hung run, not the budget: CI measures its own time (well under 45 min alone), but a
+# machine shared with other jobs can be 2x slower
+TIMEOUT = 90 * 60
+# PID 1 of the root's PID namespace, as init is on a machine: it starts the command and reaps every
+# orphan, so a process killed after its parent died is gone, not a zombie that still looks alive
+# (tests check that QEMU dies with a crashed owner). Its exit status is the command's.
+INIT = """import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+while True:
+    pid, status = os.wait()
+    if pid == child.pid:
+        code = os.waitstatus_to_exitcode(status)
+        sys.exit(code if code >= 0 else 128 - code)
+"""
 # /etc/hosts as debian-installer writes it (minbase has none; a fresh install has this)
 HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\tfresh\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -183,7 +196,8 @@ def enter_script(root: Path, images: Path, env: dict[str, str], command: str) ->
               f"mount -t tmpfs -o mode=1777,nosuid,nodev shm {r}/dev/shm",
               f"mount -t tmpfs -o mode=755,nosuid,nodev run {r}/run",  # ip netns, sshd, dockerd
               f"mount --bind {shlex.quote(str(images))} {r}/root/.cache/archmatrix/images",
-              "exec chroot " + r + " /usr/bin/env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+              f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(INIT)} chroot {r} /usr/bin/env -i "
+              + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
               + " /bin/bash -c " + shlex.quote(f"cd {INSIDE} && {command}")]
     return "\n".join(lines) + "\n"
 
