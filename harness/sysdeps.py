@@ -60,6 +60,9 @@ PACKAGE_OF: dict[str, str] = {
     # tests only: the platform table checked against dpkg, the dashboard in a real browser
     "dpkg-architecture": "dpkg-dev",
     "chromium": "chromium",
+    # playwright's bundled node driver links it ("libatomic.so.1: cannot open shared object file" in a
+    # fresh root: the host had it from gcc); a library is looked up in ld.so's cache
+    "libatomic.so.1": "libatomic1",
     # every arch's emulators: the platform table says which binary ships in which package
     **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
     **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
@@ -112,9 +115,19 @@ def for_cells(cells) -> set[str]:
     return packages(programs_for_cells(cells))
 
 
+def _present(name: str) -> bool:
+    if name.startswith("/"):
+        return os.path.exists(name)
+    if ".so." in name:
+        import ctypes.util
+
+        return ctypes.util.find_library(name.removeprefix("lib").split(".so.")[0]) is not None
+    return shutil.which(name) is not None
+
+
 def absent(names) -> list[str]:
-    """Programs not on PATH / files that do not exist, of these names."""
-    return sorted(n for n in names if not (os.path.exists(n) if n.startswith("/") else shutil.which(n)))
+    """Programs not on PATH, libraries ld.so cannot find, files that do not exist, of these names."""
+    return sorted(n for n in names if not _present(n))
 
 
 def require(names, what: str) -> None:

@@ -73,11 +73,11 @@ def _install(*names: str) -> str:
     return "apt-get install -y " + " ".join(sorted(sysdeps.packages(names)))
 
 
-def programs(names, what: str) -> Check:
+def programs(names, what: str, name: str = "programs") -> Check:
     gone = sysdeps.absent(names)
     if gone:
-        return Check("programs", False, f"{what}: missing {', '.join(gone)}", _install(*gone))
-    return Check("programs", True, f"{what}: all {len(set(names))} present")
+        return Check(name, False, f"{what}: missing {', '.join(gone)}", _install(*gone))
+    return Check(name, True, f"{what}: all {len(set(names))} present")
 
 
 def qemu_system(p: platforms.Platform) -> Check:
@@ -225,7 +225,9 @@ def run(cells, suites: bool = False, tests: bool = False, given_mirror: str | No
         checks.append(need(program("docker-registry", "docker-registry"), who))
         checks.append(need(program("skopeo", "skopeo"), who))
     if tests:
-        checks.append(need(program("chromium", "chromium"), ["the harness's tests"]))
+        # the dashboard test drives Debian's chromium with playwright, whose node driver links libatomic
+        checks.append(need(programs(("chromium", "libatomic.so.1"), "the dashboard test", name="chromium"),
+                           ["the harness's tests"]))
         checks.append(need(netns(), ["the harness's tests"]))
     return checks, users
 
