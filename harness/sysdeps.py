@@ -39,6 +39,7 @@ PACKAGE_OF: dict[str, str] = {
     "apt-get": "apt",
     # the fresh root CI runs in (lab/freshroot.py)
     "chroot": "coreutils",
+    "pivot_root": "util-linux",
     "git": "git",
     "dpkg": "dpkg",
     "dpkg-deb": "dpkg",

@@ -95,6 +95,7 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
               "ls /root/.cache/archmatrix/images | sed 's/^/image: /'; "
               "git -C /work/archmatrix log -1 --format=commit=%H; "
               "echo processes=$(ls -d /proc/[0-9]* | wc -l); "
+              "echo root-entries=$(ls -A / | tr '\\n' ,); "
               "sh -c 'sleep 0.2 & echo $! > /tmp/orphan'; sleep 2; "
               "if [ -e /proc/$(cat /tmp/orphan) ]; then echo orphan=zombie; else echo orphan=reaped; fi; "
               "sleep 600 & echo background=$!")
@@ -109,6 +110,8 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
     processes = int(next(x for x in out.splitlines() if "] processes=" in x).split("=")[1])
     assert processes < 10, out  # its own PID namespace: only the command's processes are visible
     assert "orphan=reaped" in out  # its PID 1 reaps, as init does
+    entries = next(x for x in out.splitlines() if "] root-entries=" in x).split("=", 1)[1].strip(",").split(",")
+    assert "usr" in entries and ".host" not in entries, out  # pivoted: the host's tree is not reachable
     assert "nothing was left mounted or running" in out
     assert list(tmp_path.iterdir()) == []  # the root is gone
     assert _in_root(str(tmp_path)) == []  # the background sleep died with the namespace

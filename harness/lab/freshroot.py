@@ -3,7 +3,7 @@ the README's own command (the fenced blocks under its set-up heading: README and
 run in a clone of this checkout inside a root made from Debian's packages alone
 (`mmdebstrap --variant=minbase` + python3, python3-venv, git, ca-certificates), then removed.
 
-Entered with `unshare --mount --pid --fork` + chroot: every mount made for it lives in a private
+Entered with `unshare --mount --pid --fork` + pivot_root: every mount made for it lives in a private
 mount namespace (the kernel removes them all when it ends) and every process it starts lives in a
 PID namespace (the kernel kills them all when its first process ends: QEMU, dockerd, sshd). This
 module then checks that nothing is mounted under the root and no process runs in it, and removes it.
@@ -37,7 +37,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 SETUP_HEADING = "## Two commands on a fresh Debian/Ubuntu machine"
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "git", "ca-certificates")  # what a new user is told to have
-HOST_PROGRAMS = ("mmdebstrap", "mount", sysdeps.KEYRING, "unshare", "chroot", "git")
+HOST_PROGRAMS = ("mmdebstrap", "mount", sysdeps.KEYRING, "unshare", "pivot_root", "chroot", "git")
 INSIDE = "/work/archmatrix"  # the clone, inside the root
 CA_DIR = "/usr/local/share/ca-certificates"  # the proxy's CA: without it pip cannot reach PyPI here
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "kvm", "fuse", "net/tun", "loop-control")
@@ -121,7 +121,7 @@ def environment(host: dict[str, str], root: Path) -> tuple[dict[str, str], list[
 
 def check_host() -> None:
     if os.geteuid() != 0:
-        raise UserError("a fresh root needs root (mmdebstrap, mount and PID namespaces, chroot)")
+        raise UserError("a fresh root needs root (mmdebstrap, mount and PID namespaces, pivot_root)")
     sysdeps.require(HOST_PROGRAMS, "making a fresh root")
 
 
@@ -174,11 +174,10 @@ def prepare(root: Path, checkout: Path, say) -> None:
 
 
 def enter_script(root: Path, images: Path, env: dict[str, str], command: str) -> str:
-    """The shell that runs as the new namespaces' first process: mounts, then chroot."""
+    """The shell that runs as the new namespaces' first process: mounts, then pivot_root."""
     r = shlex.quote(str(root))
     lines = ["set -eu",
-             # the root a mount point of its own: inside, `unshare --propagation` works (mmdebstrap, a
-             # nested fresh root) as on a real machine
+             # the root a mount point of its own, to pivot_root into below
              f"mount --bind {r} {r}",
              f"mount -t proc proc {r}/proc",  # this PID namespace's
              f"mount --rbind /sys {r}/sys",  # cgroups (a v1 hierarchy here) come with it
@@ -196,7 +195,12 @@ def enter_script(root: Path, images: Path, env: dict[str, str], command: str) ->
               f"mount -t tmpfs -o mode=1777,nosuid,nodev shm {r}/dev/shm",
               f"mount -t tmpfs -o mode=755,nosuid,nodev run {r}/run",  # ip netns, sshd, dockerd
               f"mount --bind {shlex.quote(str(images))} {r}/root/.cache/archmatrix/images",
-              f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(INIT)} chroot {r} /usr/bin/env -i "
+              # pivot_root, not chroot: the root must be the mount namespace's root. A container runtime
+              # inside (runc) pivots into its rootfs and `docker exec` later setns()es into that namespace,
+              # whose root would otherwise still be the host's / (docker exec ran host binaries there)
+              f"cd {r} && mkdir -p .host && pivot_root . .host && cd /",
+              "umount -l /.host && rmdir /.host",  # nothing of the host's tree stays reachable
+              f"exec /usr/bin/python3 -I -S -c {shlex.quote(INIT)} /usr/bin/env -i "
               + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
               + " /bin/bash -c " + shlex.quote(f"cd {INSIDE} && {command}")]
     return "\n".join(lines) + "\n"
