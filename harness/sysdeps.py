@@ -34,6 +34,7 @@ PACKAGE_OF: dict[str, str] = {
     "qemu-img": "qemu-utils",
     "systemctl": "systemd",  # `systemctl --root=DIR enable` in a built root: no systemd runs
     "du": "coreutils",
+    "rm": "coreutils",
     "tar": "tar",
     "sh": "dash",
     "apt-get": "apt",

@@ -2,8 +2,10 @@
 environment crosses only what the root has, and (slow) a real root is made, entered and removed:
 host packages are invisible inside, the image cache is visible, and nothing stays mounted or running."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,15 +72,44 @@ def test_only_what_the_root_has_crosses_in(tmp_path):
                         "PIP_FIND_LINKS (/opt/wheels is not in the root)"]
 
 
-def _in_root(prefix: str) -> list[str]:
+def _cmdlines() -> list[str]:
     found = []
     for d in Path("/proc").iterdir():
         try:
-            if d.name.isdigit() and os.readlink(d / "root").startswith(prefix):
-                found.append(d.name)
+            if d.name.isdigit():
+                found.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
         except OSError:
             pass
     return found
+
+
+def test_leftovers_finds_processes_in_the_namespace_and_nested_ones(tmp_path):
+    """The check after a run: a process of the root's PID namespace, or of one nested in it (a
+    container's), is found; this process (outside) is not."""
+    need("unshare")
+    outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "sh", "-c",
+                              "sleep 30 & unshare --pid --fork --kill-child sleep 30"], start_new_session=True)
+    try:
+        ns = freshroot._pid_namespace(outer.pid)
+        assert ns is not None
+        for _ in range(100):
+            left = freshroot.leftovers(tmp_path, ns)
+            if len(left) >= 4:
+                break
+            time.sleep(0.05)
+        cmds = sorted(x.split(" ", 2)[2] for x in left)
+        # sh (its PID 1), the first sleep, the nested unshare and the sleep in the nested namespace
+        assert cmds == ["sh -c sleep 30 & unshare --pid --fork --kill-child sleep 30", "sleep 30", "sleep 30",
+                        "unshare --pid --fork --kill-child sleep 30"], left
+        assert not freshroot._within(str(os.getpid()), ns)
+    finally:
+        os.killpg(outer.pid, signal.SIGKILL)
+        outer.wait()
+    for _ in range(100):
+        if not freshroot.leftovers(tmp_path, ns):
+            break
+        time.sleep(0.05)
+    assert freshroot.leftovers(tmp_path, ns) == []
 
 
 @pytest.mark.slow
@@ -98,7 +129,7 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
               "echo root-entries=$(ls -A / | tr '\\n' ,); "
               "sh -c 'sleep 0.2 & echo $! > /tmp/orphan'; sleep 2; "
               "if [ -e /proc/$(cat /tmp/orphan) ]; then echo orphan=zombie; else echo orphan=reaped; fi; "
-              "sleep 600 & echo background=$!")
+              "sleep 6061 & echo background=$!")
     code = freshroot.run(script, workdir=str(tmp_path), timeout=600, reports_to=None)
     out = capfd.readouterr().out
     assert code == 0, out
@@ -114,6 +145,6 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
     assert "usr" in entries and ".host" not in entries, out  # pivoted: the host's tree is not reachable
     assert "nothing was left mounted or running" in out
     assert list(tmp_path.iterdir()) == []  # the root is gone
-    assert _in_root(str(tmp_path)) == []  # the background sleep died with the namespace
+    assert not [p for p in _cmdlines() if p == "sleep 6061"]  # the background sleep died with the namespace
     with open("/proc/self/mountinfo") as f:
         assert not [x for x in f if str(tmp_path) in x]

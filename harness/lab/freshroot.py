@@ -18,6 +18,7 @@ Stdlib only: it runs from a checkout before any venv exists (`python3 -m harness
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shlex
@@ -206,12 +207,30 @@ def enter_script(root: Path, images: Path, env: dict[str, str], command: str) ->
     return "\n".join(lines) + "\n"
 
 
-def enter(root: Path, images: Path, env: dict[str, str], command: str, clock: Clock, timeout: float) -> int:
-    """Run `command` in the root; its output line by line, stamped with the seconds since the start."""
+def _pid_namespace(unshare_pid: int, seconds: float = 10) -> int | None:
+    """The inode of the PID namespace unshare made (its forked child's), None if that child is already gone."""
+    children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            kids = children.read_text().split()
+            if kids:
+                return os.stat(f"/proc/{kids[0]}/ns/pid").st_ino
+        except OSError:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def enter(root: Path, images: Path, env: dict[str, str], command: str, clock: Clock, timeout: float,
+          namespace: dict) -> int:
+    """Run `command` in the root; its output line by line, stamped with the seconds since the start.
+    namespace["pid"]: the inode of its PID namespace, for the check afterwards."""
     argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child=SIGKILL", "--propagation", "private",
             "sh", "-c", enter_script(root, images, env, command)]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True, preexec_fn=procgroup.die_with_parent())
+    namespace["pid"] = _pid_namespace(p.pid)
     expired = threading.Event()
 
     def expire():
@@ -239,8 +258,31 @@ def _unescape(path: str) -> str:
     return re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
-def leftovers(root: Path) -> list[str]:
-    """Mounts under the root (this mount namespace's view) and processes whose root is in it."""
+NS_GET_PARENT = 0xB702  # _IO(0xb7, 0x2), linux/nsfs.h: the parent of a PID namespace
+
+
+def _within(pid: str, ns: int) -> bool:
+    """Is process `pid` in PID namespace `ns` or one nested in it (a container's)?"""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        while os.fstat(fd).st_ino != ns:
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:  # the top (ours): not inside
+                return False
+            os.close(fd)
+            fd = parent
+        return True
+    finally:
+        os.close(fd)
+
+
+def leftovers(root: Path, pid_namespace: int | None) -> list[str]:
+    """Mounts under the root (this mount namespace's view) and processes left in the root's PID namespace
+    or one nested in it. (After pivot_root a process's /proc/PID/root no longer names the root.)"""
     prefix = str(root)
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -248,14 +290,13 @@ def leftovers(root: Path) -> list[str]:
             mp = _unescape(line.split()[4])
             if mp == prefix or mp.startswith(prefix + "/"):
                 found.append(f"mount {mp}")
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                r = os.readlink(d / "root")
-            except OSError:
-                continue
-            if r == prefix or r.startswith(prefix + "/"):
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    if pid_namespace is not None:
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and _within(d.name, pid_namespace):
+                try:
+                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    continue
                 found.append(f"process {d.name} {cmd[:80]}")
     return found
 
@@ -271,7 +312,7 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="archmatrix-fresh-", dir=base))
     root = work / "root"
-    code = 1
+    code, namespace = 1, {}
     try:
         clock.say(f"making a fresh Debian {suite} root in {root} (mmdebstrap --variant=minbase "
                   f"--include={','.join(PACKAGES)}, mirror {debian.mirror()})")
@@ -286,7 +327,7 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
                   f"devices {', '.join(d for d in DEVICES if Path('/dev', d).exists())}, loop devices, cgroups")
         clock.say(f"running in the root, in {INSIDE}: {command}")
         t = clock()
-        code = enter(root, images, env, command, clock, timeout)
+        code = enter(root, images, env, command, clock, timeout, namespace)
         clock.say(f"the command exited {code} after {clock() - t:.0f} s")
         made = root / INSIDE.lstrip("/") / "reports"
         if reports_to is not None and made.is_dir() and {f.name for f in made.iterdir()} - {"README.md"}:
@@ -294,7 +335,7 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
             shutil.copytree(made, reports_to, symlinks=True)
             clock.say(f"its reports/ copied to {reports_to}")
     finally:
-        left = leftovers(root)
+        left = leftovers(root, namespace.get("pid"))
         for item in left:
             if item.startswith("process "):
                 try:
@@ -303,8 +344,8 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
                     pass
         if any(x.startswith("mount ") for x in left):
             clock.say(f"NOT removing {work}: still mounted under it: {'; '.join(left)}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        else:  # nothing is mounted under it (checked): --one-file-system only as a second guard
+            subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
             clock.say(f"root removed; {'LEFT RUNNING (now killed): ' + '; '.join(left) if left else 'nothing was left mounted or running'}")
     if left:
         print(f"fresh: error: the fresh root left {len(left)} thing(s) behind: {'; '.join(left)}", file=sys.stderr)
