@@ -148,3 +148,17 @@ def test_a_fresh_root_sees_no_host_install_and_leaves_nothing(tmp_path, capfd):
     assert not [p for p in _cmdlines() if p == "sleep 6061"]  # the background sleep died with the namespace
     with open("/proc/self/mountinfo") as f:
         assert not [x for x in f if str(tmp_path) in x]
+
+
+def test_the_root_gets_the_hosts_mirror_access_settings_only(tmp_path):
+    """apt's Valid-Until/Check-Date/proxy settings say how this network reaches its mirror (here a snapshot
+    whose sid Release file is past Valid-Until: without them the fresh root's `apt-get update` of sid fails);
+    the host's other apt taste stays out."""
+    d = tmp_path / "apt.conf.d"
+    d.mkdir()
+    (d / "99mirror").write_text('Acquire::Check-Valid-Until "false";\nAcquire::http::Proxy "http://127.0.0.1:3142";\n')
+    (d / "docker-gzip-indexes").write_text('Acquire::GzipIndexes "true";\nAPT::Install-Recommends "false";\n')
+    (d / "50multi").write_text('Acquire::Languages {\n  "none";\n};\n')
+    got = freshroot.host_apt_acquire(d, tmp_path / "absent.conf")
+    assert got == ['Acquire::Check-Valid-Until "false";', 'Acquire::http::Proxy "http://127.0.0.1:3142";']
+    assert freshroot.host_apt_acquire(tmp_path / "none", tmp_path / "absent.conf") == []

@@ -9,7 +9,8 @@ PID namespace (the kernel kills them all when its first process ends: QEMU, dock
 module then checks that nothing is mounted under the root and no process runs in it, and removes it.
 
 From the host, only what cannot be installed: the image cache (content-addressed and verified, bind
-mounted), the proxy's CA certificates (/usr/local/share/ca-certificates), kernel state (binfmt_misc
+mounted), the proxy's CA certificates (/usr/local/share/ca-certificates) and apt's `Acquire::` settings for
+the mirror (/etc/apt/apt.conf.d), kernel state (binfmt_misc
 registrations, mounted read-only so a run cannot change them; /dev/kvm, /dev/net/tun, loop devices;
 cgroups) and the proxy/pip environment. No host /usr, venv, pip cache or apt cache.
 
@@ -149,6 +150,21 @@ def build_root(root: Path, suite: str, log: Path) -> None:
         raise UserError(f"mmdebstrap failed (exit {p.returncode}); the end of {log}:\n{_log_tail(log)}")
 
 
+def host_apt_acquire(conf_dir: Path = Path("/etc/apt/apt.conf.d"), conf: Path = Path("/etc/apt/apt.conf")) -> list[str]:
+    """The host's one-line apt settings for reaching its mirror (proxies, the mirror's date checks), in apt's
+    order; other Acquire settings (index compression, languages) are the host's taste, not the network's."""
+    files = ([conf] if conf.is_file() else []) + (sorted(conf_dir.iterdir()) if conf_dir.is_dir() else [])
+    lines = []
+    for f in files:
+        try:
+            text = f.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        lines += [x.strip() for x in text.splitlines()
+                  if re.match(r"\s*Acquire::(Check-Valid-Until|Check-Date|Max-ValidTime|https?::Proxy)\S*\s+\"[^\"]*\";\s*$", x)]
+    return lines
+
+
 def prepare(root: Path, checkout: Path, say) -> None:
     """What a new user has done before the README's command: the clone; and what only this machine
     needs (its proxy's CA certificates)."""
@@ -162,6 +178,13 @@ def prepare(root: Path, checkout: Path, say) -> None:
         subprocess.run(["chroot", str(root), "/usr/sbin/update-ca-certificates"], check=True, capture_output=True,
                        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         say(f"root trusts this machine's {len(certs)} CA certificate(s) from {CA_DIR}")
+    acquire = host_apt_acquire()
+    if acquire:  # how this network reaches its mirror (here: a snapshot whose sid/trixie Release files are
+        # past Valid-Until, which the host's apt is told to accept); a setting, not an installed package
+        (root / "etc/apt/apt.conf.d/99archmatrix-host-acquire").write_text(
+            "// copied from the host by harness/lab/freshroot.py: how this machine's apt reaches its mirror\n"
+            + "".join(line + "\n" for line in acquire))
+        say(f"root uses this machine's apt mirror access settings: {'; '.join(acquire)}")
     head = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %s"], capture_output=True,
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
