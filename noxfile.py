@@ -33,7 +33,8 @@ def tests(session):
     session.run("archmatrix", "doctor", "--tests")
     # the QEMU and docker tests boot these: built once per machine (cached), two at a time
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
-    session.run("pytest", "tests", "-rfEs", *session.posargs)
+    # --durations: CI's log names the slowest tests (the budget is 45 min on 2 cores)
+    session.run("pytest", "tests", "-rfEs", "--durations=15", *session.posargs)
 
 
 @nox.session(python=False)
