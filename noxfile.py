@@ -15,6 +15,8 @@ def matrix(session):
     session.install("-e", ".")
     # system packages for the selected cells: installed when root, else the exact apt-get line
     session.run("archmatrix", "deps", "--install", "--suites", *session.posargs)
+    # what the selected cells need works here (binfmt, disk, mirror, ...): one line per gap, not a traceback later
+    session.run("archmatrix", "doctor", "--suites", *session.posargs)
     # pytest's exit 1 (a test failed or errored) and 5 (nothing judged: every test deselected or
     # skipped) still get their dashboard, and then fail the session; anything else fails at once
     code = 0
@@ -43,9 +45,19 @@ def tests(session):
     session.install("-e", ".[test]")
     session.env["ARCHMATRIX_RELEASES"] = "table"  # the built-in release table: tests never ask dl.k8s.io
     session.run("archmatrix", "deps", "--tests", "--install")
+    session.run("archmatrix", "doctor", "--tests")
     # the QEMU and docker tests boot these: built once per machine (cached), two at a time
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
-    session.run("pytest", "tests", "-rfEs", *session.posargs)
+    # --durations: CI's log names the slowest tests (the budget is 45 min on 2 cores)
+    session.run("pytest", "tests", "-rfEs", "--durations=15", *session.posargs)
+
+
+@nox.session(python=False)
+def fresh(session):
+    """Rehearse a new machine (root): the README's test command in a fresh Debian root made here and removed
+    after, as `.ci/run` does. `nox -s fresh -- matrix --arch s390x`: the README's matrix command with
+    these arguments instead of its own."""
+    session.run("python3", "-m", "harness.lab.freshroot", *session.posargs, external=True)
 
 
 @nox.session

@@ -62,14 +62,35 @@ def cmd_list(args) -> int:
 def cmd_deps(args) -> int:
     from .host import sysdeps
 
-    pkgs = sysdeps.TEST_PACKAGES if args.tests else sysdeps.for_cells(_cells(args))
+    pkgs = sysdeps.test_packages() if args.tests else sysdeps.for_cells(_cells(args))
     if args.suites:
-        pkgs = pkgs | sysdeps.REGISTRY_PACKAGES
+        pkgs = pkgs | sysdeps.packages(sysdeps.REGISTRY_PROGRAMS)
     done = sysdeps.ensure(pkgs, install=args.install)
     gone = sysdeps.missing(pkgs)
     print(f"archmatrix: system packages ready ({len(pkgs)} needed, {len(done)} installed now)"
           if not gone else f"archmatrix: still missing: {' '.join(gone)}")
     return 0 if not gone else 1
+
+
+def cmd_doctor(args) -> int:
+    from .host import debian
+    from .host import doctor
+
+    debian.use_mirror(args.mirror)
+    cells = [] if args.tests and not any(getattr(args, a) for a in AXES) and not args.cell else _cells(args)
+    checks, users = doctor.run(cells, suites=args.suites, tests=args.tests, given_mirror=args.mirror)
+    blocked = doctor.report(checks, users)
+    runnable = [c for c in cells if not c.unsupported]
+    if blocked:
+        sys.stdout.flush()
+        print(f"archmatrix doctor: {len(blocked)} of {len(runnable) + args.tests} selected cannot run here "
+              f"({', '.join(blocked[:3])}{', ...' if len(blocked) > 3 else ''}): fix the FAIL lines above",
+              file=sys.stderr)
+        return 1
+    what = " and ".join(([f"{len(runnable)} selected cell{'s' * (len(runnable) != 1)}"] if cells else [])
+                        + (["the harness's tests"] if args.tests else []))
+    print(f"archmatrix doctor: {what} can run here")
+    return 0
 
 
 def cmd_check_artifacts(args) -> int:
@@ -174,6 +195,10 @@ def cmd_images(args) -> int:
         return 0
     if args.action == "build":
         from concurrent.futures import ThreadPoolExecutor
+
+        from .host import debian
+
+        debian.use_mirror(args.mirror)
 
         def one(pair):  # each build is mostly one emulated process: two at once use both cores
             return images.build(*pair, progress=lambda m: print(f"archmatrix: {m}", flush=True))
@@ -314,6 +339,15 @@ def parser() -> argparse.ArgumentParser:
     deps.add_argument("--suites", action="store_true", help="also what the registry suites need")
     deps.set_defaults(func=cmd_deps)
 
+    dr = sub.add_parser("doctor", help="what works on this machine for the selected cells, and what to do otherwise "
+                                       "(exit 1 when a selected cell cannot run)")
+    _filters(dr)
+    dr.add_argument("--tests", action="store_true", help="what the harness's own tests need")
+    dr.add_argument("--suites", action="store_true", help="also what the registry suites need")
+    dr.add_argument("--mirror", metavar="URL", help="the Debian mirror image builds will use (default: "
+                                                   "$ARCHMATRIX_DEBIAN_MIRROR, else this machine's apt sources)")
+    dr.set_defaults(func=cmd_doctor)
+
     art = sub.add_parser("check-artifacts", help="check release binaries (dir, .tar.gz, .deb) for every arch they hold")
     art.add_argument("paths", nargs="+", metavar="PATH")
     art.add_argument("--arch", help="expected arch when the path does not say it")
@@ -349,6 +383,8 @@ def parser() -> argparse.ArgumentParser:
     im.add_argument("--arch", action="append", default=[], metavar="ARCH[,ARCH]")
     im.add_argument("--distro", action="append", default=[], metavar="DISTRO[,DISTRO]")
     im.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="build: N images at once (default 1)")
+    im.add_argument("--mirror", metavar="URL", help="build: the Debian mirror (default: $ARCHMATRIX_DEBIAN_MIRROR, "
+                                                   "else the Debian archive in this machine's apt sources)")
     im.set_defaults(func=cmd_images)
 
     gc = sub.add_parser("gc", help="stop QEMU nodes whose owner process is gone (--kept: and kept nodes; --list: only show)")
@@ -387,8 +423,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
-    # `deps` sees the same argument list as pytest (nox passes posargs to both): ignore pytest's own
-    if extra and args.command != "deps":
+    # `deps` and `doctor` see the same argument list as pytest (nox passes posargs to all): ignore pytest's own
+    if extra and args.command not in ("deps", "doctor"):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .common.errors import InfraError, ProductFailure, Unavailable, UserError
+from .host import debian
 from .matrix.axes import AXES, FLAGS
 from .matrix.cells import Cell, cells_for, default_matrix, split_values
 from .matrix import kube_versions, releases
@@ -61,6 +62,9 @@ def pytest_addoption(parser):
                      "missing are reported unsupported with the reason, before any node is provisioned")
     g.addoption("--recorded-nodes", dest="am_recorded", action="append", default=[], metavar="FILE",
                 help="judge Node objects recorded from a real cluster (no API server needed); repeatable")
+    g.addoption("--mirror", dest="am_mirror", metavar="URL",
+                help="Debian mirror for base image builds (default: $ARCHMATRIX_DEBIAN_MIRROR, else the Debian "
+                     "archive in this machine's apt sources)")
     g.addoption("--image-repository", dest="am_image_repository", default=None, metavar="HOST[/PATH]",
                 help="where the release's images are checked, as kubeadm's imageRepository, e.g. registry.k8s.io "
                      "or a mirror (plain HTTP for loopback hosts). Registry checks are skipped without it, so "
@@ -106,6 +110,7 @@ def pytest_configure(config):
     if "archmatrix_releases" in getattr(config, "workerinput", {}):
         releases.load(config.workerinput["archmatrix_releases"])
     try:
+        debian.use_mirror(config.getoption("am_mirror"))
         cells = _selected(config)
     except UserError as e:
         raise pytest.UsageError(str(e)) from None

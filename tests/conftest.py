@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.common.paths import cache_dir
-from harness.host import debian
+from harness.host import debian, sysdeps
 from harness.matrix import platforms
 
 pytest_plugins = ["pytester"]
@@ -43,9 +43,23 @@ def debian_binary():
     return get
 
 
-def need(tool: str, package: str):
+# In CI (CI=true) nothing may be missing: a test that would skip for want of a tool fails instead,
+# so a green CI is never a run that quietly skipped what it could not do.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(why: str):
+    """Skip with the reason, or fail it in CI."""
+    if IN_CI:
+        pytest.fail(f"{why} (CI=true: a missing tool fails the run)", pytrace=False)
+    pytest.skip(why)
+
+
+def need(tool: str):
+    """The program `tool` (its package from harness/host/sysdeps.py, the deps table)."""
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (apt-get install {package}); .ci/run installs it")
+        unavailable(f"{tool} is not installed (apt-get install {sysdeps.PACKAGE_OF[tool]}; "
+                    "`archmatrix deps --tests --install` installs it)")
 
 
 @pytest.fixture
@@ -109,7 +123,9 @@ def _our_processes():
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.split("\n")
     return ({int(p) for p in out} | mounts | {f"netns {x.split()[0]}" for x in netns if x.startswith("amh")}
-            | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x})
+            # a veth whose namespace this mount namespace cannot name is another run's (a fresh root has a
+            # private /run/netns but shares the host's links): `link-netns NAME` only for ours
+            | {f"veth {x.split(':')[1].strip().split('@')[0]}" for x in links if ": amh" in x and " link-netns amh" in x})
 
 
 def _leaked(thing) -> bool:
@@ -138,7 +154,7 @@ def nothing_leaks():
         if not left:
             return
         time.sleep(0.25)
-    pytest.fail(f"processes left running after the tests: {sorted(map(str, left))}")
+    pytest.fail(f"processes left running after the tests: {sorted(left, key=str)}")
 
 
 def registry_and_layout(tmp_path_factory):
@@ -147,8 +163,8 @@ def registry_and_layout(tmp_path_factory):
     from harness.oci.layout import Layout
     from harness.services.registry import LocalRegistry
 
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("docker-registry")
+    need("skopeo")
     return LocalRegistry(tmp_path_factory.mktemp("registry")), Layout(tmp_path_factory.mktemp("layout"))
 
 

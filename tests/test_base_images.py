@@ -34,7 +34,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def amd64_image():
-    need("mmdebstrap", "mmdebstrap")
+    need("mmdebstrap")
     return images.build(A("amd64"), D("debian12"), progress=print)
 
 
@@ -76,7 +76,7 @@ def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
     """Ctrl-C while mmdebstrap runs maintainer scripts (the host's /proc, /sys, /dev/pts and /dev/shm
     are mounted in its root then): mmdebstrap is stopped, those mounts are gone before the work dir is
     removed (rmtree would walk into the host's /dev/shm), and nothing is left in the cache."""
-    need("mmdebstrap", "mmdebstrap")
+    need("mmdebstrap")
     # SIGINT back to its default in the child: under a non-interactive shell's background job (CI) it is
     # ignored, and Python then never turns it into KeyboardInterrupt
     p = subprocess.Popen([str(Path(sys.executable).parent / "archmatrix"), "images", "build", "--arch", "amd64",
@@ -109,7 +109,7 @@ def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(cache):
     """The process building an image is SIGKILLed (a crashed xdist worker) while mmdebstrap runs:
     every process of the build dies with it (PID namespace); the next build removes the killed
     one's work dir, unmounting what it left mounted, and builds."""
-    need("mmdebstrap", "mmdebstrap")
+    need("mmdebstrap")
     cmd = [str(Path(sys.executable).parent / "archmatrix"), "images", "build", "--arch", "amd64", "--distro", "debian12"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -185,7 +185,7 @@ def test_download_failure_says_where_to_put_the_file(cache):
 def test_ubuntu_cloud_image_is_imported_with_a_nocloud_seed(amd64_image, cache):
     """The import path with real files: a real qcow2 disk, kernel and initrd (ours, named as
     Ubuntu names them: no Ubuntu image is reachable offline) placed where the error says."""
-    need("genisoimage", "genisoimage")
+    need("genisoimage")
     names = list(cloud.sources(A("amd64"), D("ubuntu2204")))
     for src, name in zip(("disk.qcow2", "kernel", "initrd"), names):
         shutil.copyfile(amd64_image.path / src, cloud.downloads_dir() / name)

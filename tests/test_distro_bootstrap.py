@@ -40,7 +40,7 @@ def test_plan_per_distro_and_release(distro, k8s, kubectl, pause, run_cli, tmp_p
 def test_unreachable_mirror_fails_fast_naming_the_url(tmp_path):
     """The node's mirror is a closed port on the host's loopback (10.0.2.2 from the guest): the
     connection is refused at once, nothing leaves the machine, and the error names the URL."""
-    need("mmdebstrap", "mmdebstrap")
+    need("mmdebstrap")
     images.build(platforms.arch("amd64"), platforms.distro("debian12"), progress=print)
     cell = Cell("amd64", "debian12", "1.32", "distro", "qemu")
     node = qemu.QemuProvider(progress=print).provision(cell, tmp_path)
@@ -60,8 +60,8 @@ def test_unreachable_mirror_fails_fast_naming_the_url(tmp_path):
 
 
 def test_distro_runtime_end_to_end_on_s390x(tmp_path):
-    need("mmdebstrap", "mmdebstrap")
-    need("docker-registry", "docker-registry")
+    need("mmdebstrap")
+    need("docker-registry")
     images.build(platforms.arch("s390x"), platforms.distro("debian12"), progress=print)
     m = tmp_path / "m.yaml"
     m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [distro], "
@@ -109,8 +109,8 @@ def test_a_product_step_failing_on_a_real_node_is_failed_and_not_retried(pyteste
     """A real amd64 node under QEMU, the real suites: containerd from Debian that cannot start (its
     config broken) fails every test that needed the bootstrap with that one step, its command and
     output, and nothing is retried; a mirror the node cannot reach is an error."""
-    need("mmdebstrap", "mmdebstrap")
-    need("docker-registry", "docker-registry")
+    need("mmdebstrap")
+    need("docker-registry")
     images.build(platforms.arch("amd64"), platforms.distro("debian12"), progress=print)
     pytester.makefile(".yaml", matrix=f"axes: {{arch: [amd64], distro: [debian12], kubernetes: ['{k8s}'], "
                                      f"bootstrapper: [distro], provider: [qemu]}}\n")

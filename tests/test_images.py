@@ -149,7 +149,7 @@ def test_sandbox_image_check_on_containerds_real_config(tmp_path):
     from conftest import need
     from harness.bootstrap import containerd
 
-    need("containerd", "containerd")
+    need("containerd")
     cfg = tmp_path / "config.toml"
     cfg.write_text(subprocess.run(["containerd", "config", "default"], capture_output=True, text=True, check=True).stdout)
 

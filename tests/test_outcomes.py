@@ -6,7 +6,6 @@ a token), real recorded Node objects."""
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -61,16 +60,24 @@ def test_a_failed_lab_step_is_an_infrastructure_error(here, tmp_path):
 
 
 def test_a_full_disk_or_an_unreachable_url_is_the_lab_whatever_the_step(here, tmp_path):
-    need("curl", "curl")
+    need("apt-get")
     # /dev/full: every write fails with the kernel's ENOSPC, as on a full disk
     with pytest.raises(InfraError, match=r"the node's disk is full \(No space left on device\) in step 'unpack'"):
         run_steps(here, [Step("node", "cat /etc/hostname > /dev/full", "unpack")], tmp_path / "b.log", progress=lambda m: None)
-    # a closed loopback port: curl exits 7 (connection refused); the URL is named, not retried
-    url = f"http://127.0.0.1:{free_port()}/core/deb/Release.key"
+    # a product step (installing the runtime) from a mirror that is a closed loopback port: apt-get
+    # exits 0 with "W: Failed to fetch"; the URL is named and it is the lab's, not retried. apt's
+    # state is a tmp dir and no proxy is used: the host's lists and network stay untouched.
+    url = f"http://127.0.0.1:{free_port()}/debian"
+    (tmp_path / "lists" / "partial").mkdir(parents=True)
+    (tmp_path / "cache" / "archives" / "partial").mkdir(parents=True)
+    (tmp_path / "s.list").write_text(f"deb [trusted=yes] {url} bookworm main\n")
+    apt = (f"apt-get update -o Dir::Etc::SourceList={tmp_path}/s.list -o Dir::Etc::SourceParts=/nonexistent "
+           f"-o Dir::State::Lists={tmp_path}/lists -o Dir::Cache={tmp_path}/cache -o Debug::NoLocking=1 "
+           f"-o APT::Sandbox::User=root -o Acquire::Retries=0 -o Acquire::http::Proxy=DIRECT")
     with pytest.raises(InfraError) as e:
-        run_steps(here, [Step("node", f"curl -fsS --connect-timeout 5 {url}", "the repository's key", url=url)],
-                  tmp_path / "b.log", progress=lambda m: None)
-    assert str(e.value).startswith(f"the node cannot reach {url} (curl: (7)") and e.value.retryable is False
+        run_steps(here, [Step("node", apt, "runtime from the distro")], tmp_path / "b.log", progress=lambda m: None)
+    assert str(e.value).startswith(f"the node cannot reach {url}/dists/bookworm/InRelease (Err:1 {url} bookworm")
+    assert e.value.retryable is False
 
 
 def test_steps_that_succeed_raise_nothing(here, tmp_path):
@@ -121,7 +128,8 @@ bootstrap.get = lambda name, options=None, lab=None: Stepping(options, lab)
 
 @pytest.fixture
 def stepping(pytester, monkeypatch, tmp_path):
-    if shutil.which("kubelet"):
+    # the test needs a required binary truly absent (never run here, so not in the deps table)
+    if any(os.access(os.path.join(d, "kubelet"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)):
         pytest.skip("kubelet is installed on this machine: the test needs a binary that is truly absent")
     pytester.makefile(".yaml", matrix=MATRIX)
     pytester.makeconftest(CONFTEST)
@@ -235,7 +243,7 @@ def test_a_missing_tag_is_failed(pause_registry, tmp_path):
 
 
 def test_a_stopped_registry_is_an_error(tmp_path):
-    need("docker-registry", "docker-registry")
+    need("docker-registry")
     dead = LocalRegistry(tmp_path / "dead")
     host = dead.host
     dead.stop()
@@ -284,8 +292,8 @@ def test_a_denied_pull_is_failed(tmp_path):
     private image): the registry answers 401 to the token, the image is not there for us."""
     from test_token_auth import ISSUER, SERVICE, TokenService
 
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("docker-registry")
+    need("skopeo")
     seed = LocalRegistry(tmp_path / "reg")
     from harness.oci.layout import Layout
 

@@ -46,7 +46,7 @@ def test_missing_qemu_binary_names_the_package(tmp_path):
 @pytest.fixture(scope="module")
 def image(request):
     def get(arch):
-        need("mmdebstrap", "mmdebstrap")
+        need("mmdebstrap")
         return images.build(A(arch), platforms.distro("debian12"), progress=lambda m: print(m, flush=True))
     return get
 
@@ -159,7 +159,7 @@ def test_sigint_tears_the_node_down(image, tmp_path):
 
 @pytest.mark.parametrize("p", [pytest.param(p, id=p.name) for p in platforms.PLATFORMS if p is not platforms.host()])
 def test_binfmt_entry_registered_for_foreign_arch(p):
-    need(p.qemu_user, "qemu-user-static")
+    need(p.qemu_user)
     binfmt.ensure(p)
     entry = Path("/proc/sys/fs/binfmt_misc") / p.qemu_user.removesuffix("-static")
     assert entry.is_file() and "enabled" in entry.read_text()

@@ -9,7 +9,7 @@ import pytest
 
 from harness.report import history, results
 from harness.report.results import Record, Run
-from conftest import ROOT, need
+from conftest import ROOT, need, unavailable
 
 AX = dict(distro="debian12", bootstrapper="none", provider="qemu")
 
@@ -124,8 +124,11 @@ def test_report_merges_shard_dirs(tmp_path, run_cli):
 
 @pytest.fixture
 def browser():
-    need("chromium", "chromium")
-    pw = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the [test] extra)")
+    need("chromium")
+    try:
+        import playwright.sync_api as pw
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[test]')")
     with pw.sync_playwright() as p:
         b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

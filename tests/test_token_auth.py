@@ -87,8 +87,8 @@ class TokenService:
 
 @pytest.fixture
 def token_registry(tmp_path):
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("docker-registry")
+    need("skopeo")
     tokens = TokenService(tmp_path)
     # seed with auth off, then serve the same storage with token auth on
     seed = LocalRegistry(tmp_path / "reg")

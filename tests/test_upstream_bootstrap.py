@@ -26,9 +26,9 @@ from test_upstream_plans import docker_archive
 
 
 def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path, debian_binary):
-    need("mmdebstrap", "mmdebstrap")
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("mmdebstrap")
+    need("docker-registry")
+    need("skopeo")
     p = platforms.arch("amd64")
     images.build(p, platforms.distro("debian12"), progress=print)
     art = tmp_path / "artifacts"

@@ -159,7 +159,7 @@ def docker_archive(tmp_path, p: platforms.Platform, ref: str):
 
 @pytest.fixture
 def artifacts_dir(tmp_path, debian_binary):
-    need("skopeo", "skopeo")
+    need("skopeo")
     p = platforms.arch("arm64")
     root = tmp_path / "artifacts"
     (root / "arm64" / "bin").mkdir(parents=True)
@@ -224,7 +224,7 @@ def test_microk8s_and_k3s_airgapped_plans(tmp_path):
 def test_airgap_images_are_pushed_to_a_real_registry(artifacts_dir, tmp_path):
     """The artifacts' tarballs reach Debian's docker-registry under kubeadm's names, with the
     arch they were built for (read back with skopeo, not from our own bookkeeping)."""
-    need("docker-registry", "docker-registry")
+    need("docker-registry")
     from harness.services.registry import LocalRegistry
 
     reg = LocalRegistry(tmp_path / "reg")

@@ -1,2 +1,3 @@
-"""This machine: which Debian packages the harness needs (sysdeps.py), Debian packages for any arch
-(debian.py), binfmt_misc registration for foreign arches (binfmt.py)."""
+"""This machine: what it has and can do (doctor.py), which Debian package gives each program the harness
+runs (sysdeps.py), Debian packages for any arch (debian.py), binfmt_misc registration for foreign arches
+(binfmt.py)."""

@@ -12,29 +12,71 @@ import subprocess
 import time
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..common.errors import InfraError, UserError
 from ..common.paths import cache_dir
+from .sysdeps import KEYRING
 
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 LISTS_MAX_AGE = 24 * 3600
+ENV_MIRROR = "ARCHMATRIX_DEBIAN_MIRROR"
+# Debian's suite names: the codenames of https://www.debian.org/releases/ (forky: "the next major Debian
+# release after trixie", https://www.debian.org/releases/forky/) and their aliases. An apt source whose
+# suite is one of these (or <one>-updates/-backports) is a Debian archive; Ubuntu's (jammy, noble)
+# and third-party repositories are not.
+DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie", "forky", "sid", "experimental",
+                 "oldoldstable", "oldstable", "stable", "testing", "unstable")
 
 
-def mirror(sources_dir: str = "/etc/apt/sources.list.d", sources_list: str = "/etc/apt/sources.list") -> str:
-    """The Debian mirror this machine is configured with (deb822 or one-line format)."""
-    candidates = sorted(Path(sources_dir).glob("*.sources")) if Path(sources_dir).is_dir() else []
-    for f in candidates:
-        for m in re.finditer(r"^URIs:\s*(\S+)", f.read_text(), re.M):
-            if "security" not in m.group(1):
-                return m.group(1).rstrip("/")
-    files = [Path(sources_list)] + (sorted(Path(sources_dir).glob("*.list")) if Path(sources_dir).is_dir() else [])
-    for f in files:
+def _is_debian_archive(uri: str, suite: str) -> bool:
+    return "security" not in uri and suite.split("-")[0].split("/")[0] in DEBIAN_SUITES
+
+
+def _sources(sources_dir: Path, sources_list: Path):
+    """(uri, suite) of every entry in apt's sources, deb822 (*.sources) and one-line (*.list)."""
+    if sources_dir.is_dir():
+        for f in sorted(sources_dir.glob("*.sources")):
+            for stanza in re.split(r"\n\s*\n", f.read_text()):
+                fields = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.M))
+                if "deb" not in fields.get("Types", "").split() or fields.get("Enabled", "yes").lower() == "no":
+                    continue
+                for uri in fields.get("URIs", "").split():
+                    for suite in fields.get("Suites", "").split():
+                        yield uri, suite
+    lists = [sources_list] + (sorted(sources_dir.glob("*.list")) if sources_dir.is_dir() else [])
+    for f in lists:
         if f.is_file():
-            for m in re.finditer(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", f.read_text(), re.M):
-                if "security" not in m.group(1):
-                    return m.group(1).rstrip("/")
-    raise UserError(f"no Debian mirror found in {sources_dir} or {sources_list}")
+            for m in re.finditer(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", f.read_text(), re.M):
+                yield m.group(1), m.group(2)
+
+
+def mirror(given: str | None = None, sources_dir: str = "/etc/apt/sources.list.d",
+           sources_list: str = "/etc/apt/sources.list") -> str:
+    """The Debian mirror image builds and apt fetches use: `given` (--mirror), else $ARCHMATRIX_DEBIAN_MIRROR,
+    else the Debian archive this machine's apt sources name. Never an Ubuntu mirror (an Ubuntu host's
+    sources name none: then it must be given)."""
+    url = given or os.environ.get(ENV_MIRROR)
+    if url:
+        if not re.match(r"^(https?|file)://\S+$", url):
+            raise UserError(f"Debian mirror {url!r} (from {'--mirror' if given else ENV_MIRROR}) is not an "
+                            "http(s):// or file:// URL")
+        return url.rstrip("/")
+    for uri, suite in _sources(Path(sources_dir), Path(sources_list)):
+        if _is_debian_archive(uri, suite):
+            return uri.rstrip("/")
+    raise UserError(f"no Debian mirror known: the apt sources in {sources_list} and {sources_dir} name no Debian "
+                    f"archive; give one with --mirror URL or {ENV_MIRROR}=URL (e.g. http://deb.debian.org/debian)")
+
+
+def use_mirror(url: str | None) -> None:
+    """--mirror URL: checked, then set as $ARCHMATRIX_DEBIAN_MIRROR so every build of this run (and its
+    xdist workers and subprocesses) uses it."""
+    if url:
+        os.environ[ENV_MIRROR] = mirror(url)
+
+
+def source_line(suite: str, given: str | None = None) -> str:
+    """One apt source for a Debian suite: the Debian mirror, signed by Debian's keyring (on an
+    Ubuntu host too, whose apt trusts only Ubuntu's keys)."""
+    return f"deb [signed-by={KEYRING}] {mirror(given)} {suite} main"
 
 
 def _apt_options(root: Path, arch: str) -> list[str]:
@@ -53,7 +95,7 @@ def _apt_root(suite: str, arch: str) -> tuple[Path, list[str]]:
     for d in ("state/lists/partial", "cache/archives/partial", "parts"):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "status").touch()
-    (root / "sources.list").write_text(f"deb [signed-by={KEYRING}] {mirror()} {suite} main\n")
+    (root / "sources.list").write_text(source_line(suite) + "\n")
     return root, _apt_options(root, arch)
 
 
@@ -67,6 +109,8 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
 
 def download(package: str, arch: str, suite: str = "bookworm") -> Path:
     """The .deb of `package` for Debian arch `arch` from `suite`, cached. Blocks on a lock per suite+arch."""
+    from filelock import FileLock  # imported here: the mirror functions above stay stdlib-only (lab.freshroot)
+
     root, opts = _apt_root(suite, arch)
     debs = root / "debs"
     debs.mkdir(exist_ok=True)

@@ -1,5 +1,9 @@
-"""System (Debian/Ubuntu) packages the selected cells and the harness's tests need: one list,
-checked with dpkg-query, installed with apt-get when allowed, otherwise the exact command."""
+"""System (Debian/Ubuntu) packages: ONE table of every program (or data file) the harness and its
+tests run on this machine -> the Debian package that ships it, and which of them each part needs.
+`archmatrix deps`, the image build's tool check and `archmatrix doctor` read it; a test
+(tests/test_sysdeps.py) scans the code for the programs it runs and fails when one is missing here.
+Checked with dpkg-query, installed with apt-get (--no-install-recommends: so what a program needs
+but its package only recommends is listed here too), otherwise the exact command is printed."""
 from __future__ import annotations
 
 import os
@@ -7,38 +11,134 @@ import shutil
 import subprocess
 
 from ..common.errors import UserError
+from ..matrix import platforms
 
-# What each provider needs on the host, beyond Python packages.
-PROVIDER_PACKAGES = {
-    "qemu": {"qemu-utils", "qemu-user-static", "mmdebstrap", "e2fsprogs", "openssh-client", "cpio"},
-    # container nodes import the QEMU base image's root filesystem: the same build tools
-    "docker": {"docker.io", "qemu-user-static", "qemu-utils", "mmdebstrap", "e2fsprogs", "libcap2-bin"},
-    "ssh": {"openssh-client"},
-    "local": set(),
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+# program (or absolute path of a data file) -> Debian package, as `dpkg -S` says on bookworm
+# (tests/test_sysdeps.py asks dpkg for every one installed and compares).
+PACKAGE_OF: dict[str, str] = {
+    # base images (images/build.py, images/cloud.py) and apt fetches of foreign .debs (debian.py)
+    "mmdebstrap": "mmdebstrap",
+    # run by mmdebstrap itself, which only Recommends them (`apt-cache show mmdebstrap`, 1.3.5-7):
+    # "E: install arch-test for foreign architecture support" (mmdebstrap: can_execute 'arch-test'),
+    # and root mode mounts /proc, /sys, /dev in the chroot with mount(8) ("cannot execute mount")
+    "arch-test": "arch-test",
+    "mount": "mount",
+    "umount": "mount",
+    KEYRING: "debian-archive-keyring",  # signed-by of every Debian source, also on an Ubuntu host
+    "unshare": "util-linux",
+    "setpriv": "util-linux",  # tests: doctor as an unprivileged user
+    "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "qemu-img": "qemu-utils",
+    "systemctl": "systemd",  # `systemctl --root=DIR enable` in a built root: no systemd runs
+    "du": "coreutils",
+    "rm": "coreutils",
+    "tar": "tar",
+    "sh": "dash",
+    "apt-get": "apt",
+    # the fresh root CI runs in (lab/freshroot.py)
+    "chroot": "coreutils",
+    "pivot_root": "util-linux",
+    "git": "git",
+    "dpkg": "dpkg",
+    "dpkg-deb": "dpkg",
+    "dpkg-query": "dpkg",
+    "genisoimage": "genisoimage",  # cloud-init seed of an imported Ubuntu cloud image
+    # nodes: ssh to QEMU guests and real hosts, sshd test hosts in network namespaces
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "sshd": "openssh-server",
+    "ip": "iproute2",
+    "pgrep": "procps",
+    # container nodes on a private engine
+    "dockerd": "docker.io",
+    "docker": "docker.io",
+    "capsh": "libcap2-bin",
+    # the harness's own registry and image pushes
+    "docker-registry": "docker-registry",
+    "skopeo": "skopeo",
+    # tests only: the platform table checked against dpkg, the dashboard in a real browser
+    "dpkg-architecture": "dpkg-dev",
+    "containerd": "containerd",  # tests: the config the distro runtime path writes, read by a real containerd
+    "chromium": "chromium",
+    # playwright's bundled node driver links it ("libatomic.so.1: cannot open shared object file" in a
+    # fresh root: the host had it from gcc); a library is looked up in ld.so's cache
+    "libatomic.so.1": "libatomic1",
+    # every arch's emulators: the platform table says which binary ships in which package
+    **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
+    **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
 }
-# The suites reach registries with their own client; these build and serve test images.
-REGISTRY_PACKAGES = {"docker-registry", "skopeo"}
-# The harness's own tests use real parts: foreign-arch binaries under qemu-user, every
-# qemu-system, a loopback registry, dpkg-architecture, and sshd in network namespaces.
-TEST_PACKAGES = ({"qemu-user-static", "qemu-system-x86", "qemu-system-arm", "qemu-system-ppc",
-                  "qemu-system-misc", "dpkg-dev", "binutils", "iproute2", "openssh-server", "chromium",
-                  "genisoimage", "docker.io"}
-                 | PROVIDER_PACKAGES["qemu"] | REGISTRY_PACKAGES)
+
+# What each part runs (names from PACKAGE_OF); per-arch emulators are added by `for_cells`.
+IMAGE_BUILD = ("mmdebstrap", "arch-test", "mount", "umount", KEYRING, "unshare", "mkfs.ext4", "qemu-img",
+               "ssh-keygen", "systemctl", "du", "apt-get", "dpkg-deb")
+PROVIDER_PROGRAMS = {
+    "qemu": (*IMAGE_BUILD, "ssh"),
+    # container nodes import the QEMU base image's root filesystem: the same build tools
+    "docker": (*IMAGE_BUILD, "dockerd", "docker", "debugfs", "tar", "capsh"),
+    "ssh": ("ssh",),
+    "local": (),
+}
+REGISTRY_PROGRAMS = ("docker-registry", "skopeo")
 
 
-def for_cells(cells) -> set[str]:
-    from ..matrix import platforms
+def packages(names) -> set[str]:
+    """The Debian packages of these programs/files (KeyError names one the table lacks)."""
+    return {PACKAGE_OF[n] for n in names}
 
-    pkgs: set[str] = set()
+
+def test_packages() -> set[str]:
+    """The harness's own tests use every part with real programs: every package in the table."""
+    return set(PACKAGE_OF.values())
+
+
+def image_build_programs(p: platforms.Platform) -> tuple[str, ...]:
+    """Building a base image for `p`: foreign arches run their maintainer scripts under qemu-user."""
+    return IMAGE_BUILD + (() if p is platforms.host() else (p.qemu_user,))
+
+
+def programs_for_cells(cells) -> set[str]:
+    names: set[str] = set()
     for c in cells:
         if c.unsupported:
             continue
-        pkgs |= PROVIDER_PACKAGES.get(c.provider, set())
+        names |= set(PROVIDER_PROGRAMS.get(c.provider, ()))
+        if c.provider in ("qemu", "docker"):
+            names |= set(image_build_programs(c.platform))
         if c.provider == "qemu":
-            pkgs.add(platforms.arch(c.arch).qemu.package)
-            if platforms.distro(c.distro).family == "ubuntu":
-                pkgs.add("genisoimage")  # the cloud-init seed of an imported cloud image
-    return pkgs
+            names.add(c.platform.qemu.system)
+            if c.os.family == "ubuntu":
+                names.add("genisoimage")
+    return names
+
+
+def for_cells(cells) -> set[str]:
+    return packages(programs_for_cells(cells))
+
+
+def _present(name: str) -> bool:
+    if name.startswith("/"):
+        return os.path.exists(name)
+    if ".so." in name:
+        import ctypes.util
+
+        return ctypes.util.find_library(name.removeprefix("lib").split(".so.")[0]) is not None
+    return shutil.which(name) is not None
+
+
+def absent(names) -> list[str]:
+    """Programs not on PATH, libraries ld.so cannot find, files that do not exist, of these names."""
+    return sorted(n for n in names if not _present(n))
+
+
+def require(names, what: str) -> None:
+    """UserError naming the apt-get line when any of these programs/files is missing."""
+    gone = absent(names)
+    if gone:
+        pkgs = sorted(packages(gone))
+        raise UserError(f"{what} needs {', '.join(gone)}: apt-get install -y {' '.join(pkgs)}")
 
 
 def missing(packages: set[str]) -> list[str]:
@@ -53,7 +153,7 @@ def missing(packages: set[str]) -> list[str]:
 
 
 def install_command(packages: list[str]) -> str:
-    return "sudo apt-get update && sudo apt-get install -y " + " ".join(packages)
+    return "sudo apt-get update && sudo apt-get install -y --no-install-recommends " + " ".join(packages)
 
 
 def ensure(packages: set[str], install: bool, log=print) -> list[str]:

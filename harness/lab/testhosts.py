@@ -54,8 +54,12 @@ def _ip(*args: str) -> None:
 
 
 def _claim_namespace() -> int:
-    """The first free index: `ip netns add` fails if the name exists, so two runs never share one."""
+    """The first free index: `ip netns add` fails if the name exists, so two runs never share one. Its veth
+    name must be free too: a run with a private /run (a fresh root, a container) sees none of the host's
+    namespace names, but shares its network namespace, where the host's runs have their veth pairs."""
     for i in range(1, 250):
+        if Path(f"/sys/class/net/{PREFIX}{i}r").exists():
+            continue
         if subprocess.run(["ip", "netns", "add", f"{PREFIX}{i}"], capture_output=True).returncode == 0:
             return i
     raise InfraError("no free test-host namespace index (amh1..amh249 all exist: run `archmatrix testhosts down`)")

@@ -175,6 +175,19 @@ def kvm_usable(p: platforms.Platform) -> bool:
     return p is platforms.host() and os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
+def kvm_probe_file() -> Path:
+    return run_dir().parent / "kvm-probe.json"
+
+
+def kvm_probe() -> dict | None:
+    """The cached result of the probe boot ({"accelerator": "kvm"|"tcg", ...}), None before the first."""
+    f = kvm_probe_file()
+    try:
+        return json.loads(f.read_text()) if f.is_file() else None
+    except ValueError:
+        return None
+
+
 class QemuProvider(Provider):
     name = "qemu"
 
@@ -200,9 +213,9 @@ class QemuProvider(Provider):
     def _accelerator(self, cell: Cell, artifacts: Path, img: images.BaseImage) -> str:
         if not kvm_usable(cell.platform):
             return "tcg"
-        probe = run_dir().parent / "kvm-probe.json"
-        if probe.is_file():
-            return json.loads(probe.read_text())["accelerator"]
+        known = kvm_probe()
+        if known:
+            return known["accelerator"]
         self.progress("probing KVM with a real boot (deadline 45 s)")
         trial = QemuNode(cell, artifacts / "kvm-probe", img, "kvm")
         trial.artifacts.mkdir(parents=True, exist_ok=True)
@@ -215,7 +228,7 @@ class QemuProvider(Provider):
             self.progress(f"KVM unusable here ({e}); using TCG")
         finally:
             trial.stop()
-        probe.write_text(json.dumps({"accelerator": result, "host_kernel": os.uname().release,
+        kvm_probe_file().write_text(json.dumps({"accelerator": result, "host_kernel": os.uname().release,
                                      "checked": time.time()}))
         return result
 

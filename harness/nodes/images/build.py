@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...common.errors import InfraError, UserError
-from ...host import binfmt, debian
+from ...host import binfmt, debian, sysdeps
 from ...matrix import platforms
 from . import cloud
 from .cache import BUILDER_VERSION, BaseImage, complete, images_dir, locked, login_key, run, write_manifest
@@ -66,15 +66,6 @@ def lookup(p: platforms.Platform, d: platforms.Distro) -> BaseImage | None:
     return BaseImage(path, p.name, d.name) if complete(path) else None
 
 
-def _check_tools(p: platforms.Platform) -> None:
-    need = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils", "ssh-keygen": "openssh-client"}
-    if p is not platforms.host():
-        need[p.qemu_user] = "qemu-user-static"
-    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
-    if missing:
-        raise UserError(f"building a {p.name} image needs: apt-get install -y {' '.join(missing)}")
-
-
 def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], None] = print) -> BaseImage:
     """The cached image for (arch, distro), building it under a lock if needed."""
     if p.name not in d.arches:
@@ -93,7 +84,7 @@ def build(p: platforms.Platform, d: platforms.Distro, progress: Callable[[str], 
         if final.exists():
             progress(f"image {final.name}: incomplete or corrupt, rebuilding")
             shutil.rmtree(final)
-        _check_tools(p)
+        sysdeps.require(sysdeps.image_build_programs(p), f"building a {p.name} image")
         binfmt.ensure(p)
         for stale in images_dir().glob(f".{final.name}-*"):  # a killed builder's (we hold the lock)
             progress(f"image {final.name}: removing {stale.name}, left by an interrupted build")
@@ -138,7 +129,7 @@ def _build_into(work: Path, p: platforms.Platform, d: platforms.Distro, progress
     progress(f"image {d.name}/{p.name}: mmdebstrap {d.release} (foreign arches run maintainer scripts "
              f"under qemu-user: minutes)")
     run(["mmdebstrap", "--variant=apt", f"--arch={p.debian}", "--include=" + ",".join(PACKAGES + (p.kernel_package,)),
-         f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.mirror()], "mmdebstrap", log)
+         f"--essential-hook={hook} \"$1\"", d.release, str(root), debian.source_line(d.release)], "mmdebstrap", log)
     progress(f"image {d.name}/{p.name}: rootfs in {time.monotonic() - t0:.0f} s; configuring")
     _configure(root, p, out)
     boot = root / "boot"
