@@ -263,3 +263,55 @@ def test_plan_cli_for_each_bootstrapper(run_cli, tmp_path, artifacts_dir):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not a directory laid out" in out.stderr
     out = run_cli("plan", "arm64-debian13-v1.32-k3s-qemu", "--matrix", str(m), "--k3s-version", "v1.30.1+k3s1")
     assert out.returncode == 2 and "Traceback" not in out.stderr and "is not a 1.32 release" in out.stderr
+
+
+# ---- check() before prepare(): a cell that cannot run is refused before anything is installed ----
+
+class RecordingNode:
+    """The node side of prepare() for tests of what a plan does in which order: every command is
+    recorded (and succeeds); nothing is installed anywhere. Real nodes run the same steps in
+    tests/test_distro_bootstrap.py."""
+
+    def __init__(self, cell, tmp_path):
+        self.cell, self.artifacts, self.facts, self.commands = cell, tmp_path, {}, []
+
+    def run(self, command, *args):
+        self.commands.append(command)
+        from types import SimpleNamespace
+        return SimpleNamespace(rc=0, stdout="", stderr="")
+
+    def put(self, src, dest, mode):
+        self.commands.append(f"put {dest}")
+
+
+class RegistryOnly:
+    """The run's Lab as prepare() sees it: a registry address (no registry is contacted)."""
+
+    def node_registry(self, pause, progress=print):
+        from types import SimpleNamespace
+        return SimpleNamespace(host="127.0.0.1:5000")
+
+
+def test_refused_cells_install_nothing(tmp_path):
+    """A join cell (no second node) and an offline k3s cell without its binary are refused by
+    prepare() itself, before any step runs: their bootstrap log has no apt step (issue #16 item 8)."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    (tmp_path / "a" / "s390x" / "bin").mkdir(parents=True)
+    for b, cell, refusal in (
+            (get("kubeadm", lab=RegistryOnly()), matrix.cells_for(m)[0], "need a second node"),
+            (get("k3s", Options(artifacts=tmp_path / "a"), lab=RegistryOnly()),
+             Cell("s390x", "debian12", "1.32", "k3s", "qemu"), "has no k3s")):
+        node = RecordingNode(cell, tmp_path / b.name)
+        node.artifacts.mkdir()
+        with pytest.raises(InfraError, match=refusal):
+            b.prepare(node, cell, progress=lambda m: None)
+        log = node.artifacts / "bootstrap.log"
+        assert node.commands == [] and not (log.exists() and "apt-get" in log.read_text())
+    # the same node for a cell that can run does get its apt steps (the recorder records)
+    ok = Cell("s390x", "debian12", "1.32", "kubeadm", "qemu")
+    node = RecordingNode(ok, tmp_path / "ok")
+    node.artifacts.mkdir()
+    get("kubeadm", lab=RegistryOnly()).prepare(node, ok, progress=lambda m: None)
+    assert any("apt-get" in c for c in node.commands) and "apt-get" in (node.artifacts / "bootstrap.log").read_text()

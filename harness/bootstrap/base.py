@@ -51,6 +51,11 @@ class Bootstrapper:
     def binaries(self, cell: Cell) -> list[Binary]:
         return []
 
+    def check(self, cell: Cell) -> None:
+        """Refuse what cannot work for this cell (a join cell without its second node, a missing
+        air-gapped binary) with an InfraError, before a node is started or anything is installed:
+        the plugin calls it before it asks for the node, and prepare() before its first step."""
+
     def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
         """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`)."""
         return []
