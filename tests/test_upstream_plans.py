@@ -315,3 +315,52 @@ def test_refused_cells_install_nothing(tmp_path):
     node.artifacts.mkdir()
     get("kubeadm", lab=RegistryOnly()).prepare(node, ok, progress=lambda m: None)
     assert any("apt-get" in c for c in node.commands) and "apt-get" in (node.artifacts / "bootstrap.log").read_text()
+
+
+# ---- every command a plan runs is found the way the plan runs it (issue #16 item 1) -------------
+
+def airgap_root(tmp_path):
+    """A real --artifacts layout for arm64 with every binary and the snap each plan may install."""
+    root = tmp_path / "art"
+    (root / "arm64" / "bin").mkdir(parents=True)
+    (root / "arm64" / "snap").mkdir()
+    for n in ("kubeadm", "kubelet", "kubectl", "k3s"):
+        (root / "arm64" / "bin" / n).write_bytes(b"\x7fELF")
+    (root / "arm64" / "snap" / "microk8s_1.snap").write_bytes(b"hsqs")
+    (root / "arm64" / "snap" / "microk8s_1.assert").write_text("type: snap-declaration\n")
+    return root
+
+
+@pytest.mark.parametrize("bootstrapper", ["distro", "kubeadm", "microk8s", "k3s"])
+@pytest.mark.parametrize("distro", ["debian12", "debian13", "ubuntu2404"])
+@pytest.mark.parametrize("offline", [False, True], ids=["online", "artifacts"])
+def test_every_command_is_found_as_the_plan_runs_it(bootstrapper, distro, offline, tmp_path):
+    """Each node command's first word (and every $(...)'s) is a shell builtin, an absolute path,
+    or on the non-login PATH of the node transport (steps.NODE_PATH, read on real nodes by
+    tests/test_node_path.py) in the base image or put there by an earlier step of the plan."""
+    from harness.bootstrap.steps import unfound
+
+    opts = Options(artifacts=airgap_root(tmp_path)) if offline else Options()
+    if offline and bootstrapper == "distro":
+        pytest.skip("the distro bootstrapper has no air-gapped variant (it installs from the distro mirror)")
+    steps = get(bootstrapper, opts).plan(Cell("arm64", distro, "1.32", bootstrapper, "qemu"), "127.0.0.1:5000")
+    assert unfound(steps) == []
+
+
+def test_unfound_names_what_a_non_login_shell_cannot_find():
+    """The checker fails real defects: MicroK8s by bare name (on /snap/bin, a login shell's PATH
+    only), curl before the step that installs it; and passes them once fixed."""
+    from harness.bootstrap.steps import APT_UPDATE, Step, unfound
+
+    snap = Step("node", "snap install microk8s --classic", "microk8s", installs=("/snap/bin/microk8s",))
+    apt = Step("node", "apt-get install -y snapd", "snapd", installs=("/usr/bin/snap",))
+    bare = Step("node", "microk8s status --wait-ready", "ready")
+    assert unfound([APT_UPDATE, apt, snap, bare]) == [
+        "microk8s: not found on the node's PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin) by "
+        "`microk8s status --wait-ready` (ready)"]
+    assert unfound([APT_UPDATE, apt, snap, Step("node", "/snap/bin/microk8s status", "ready")]) == []
+    assert unfound([Step("node", "x=$(curl -fsSL u) && echo $x", "key")])[0].startswith("curl: not found")
+    assert unfound([Step("node", "apt-get install -y curl", "curl", installs=("/usr/bin/curl",)),
+                    Step("node", "x=$(curl -fsSL u) && echo $x", "key")]) == []
+    assert unfound([apt, snap, Step("node", "/snap/bin/other", "x")]) == ["/snap/bin/other: not found by `/snap/bin/other` (x)"]
+

@@ -12,6 +12,8 @@ from .capabilities import ConfiguresRuntime
 from .steps import Step
 
 CONFIG = "/etc/containerd/config.toml"
+# where Debian's containerd package puts the programs the steps run (its file list: /usr/bin)
+PROGRAMS = ("/usr/bin/containerd", "/usr/bin/ctr")
 
 
 def steps(sandbox_ref: str, plain_http: str | None = None, systemd_cgroup: bool = False) -> list[Step]:

@@ -44,7 +44,8 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
                               "use this mirror"))
         return steps + [
             APT_UPDATE,
-            Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro"),
+            Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro",
+                 installs=containerd.PROGRAMS),
             # not every release packages kubectl for every arch (bookworm has no kubernetes-client for ppc64el)
             Step("node", f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then {APT} install -y "
                          f"--no-install-recommends {kubectl}; else echo '{NOT_PACKAGED}'; fi",

@@ -43,6 +43,9 @@ CONFIG = "/root/kubeadm.yaml"
 # heredoc expands it), so the cluster is the version of the binaries under test, whatever the patch
 INSTALLED_VERSION = "$(kubeadm version -o short)"
 NEEDS = ("kubeadm", "kubelet", "kubectl")  # what an air-gapped kubeadm node needs from the artifacts
+# where pkgs.k8s.io's packages put them: %{_bindir} (kubernetes/release
+# cmd/krel/templates/latest/{kubeadm,kubelet,kubectl}/*.spec, built into debs with debbuild)
+PACKAGED = tuple(f"/usr/bin/{n}" for n in NEEDS)
 # kubelet's unit and kubeadm's drop-in, as the kubelet/kubeadm debs install them
 # (kubernetes/release cmd/krel/templates/latest/kubelet/kubelet.service, kubeadm/10-kubeadm.conf)
 KUBELET_UNIT = """[Unit]
@@ -140,21 +143,23 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             url = repo_url(cell.release.minor, self.options.package_base or PKGS, cell.os.family)
             steps += [
                 Step("node", f"{APT} install -y --no-install-recommends containerd runc apt-transport-https "
-                             f"ca-certificates curl gpg", "runtime from the distro; curl and gpg for the repository key"),
+                             f"ca-certificates curl gpg", "runtime from the distro; curl and gpg for the repository key",
+                     installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg")),
                 Step("node", f"mkdir -p -m 755 /etc/apt/keyrings && {CURL} -o /tmp/kubernetes-release.key "
                              f"{url}Release.key && gpg --batch --yes --dearmor -o {KEYRING} /tmp/kubernetes-release.key",
                      f"the v{cell.release.minor} repository's key", url=url),
                 Step("node", f"echo 'deb [signed-by={KEYRING}] {url} /' > /etc/apt/sources.list.d/kubernetes.list",
                      f"pkgs.k8s.io repository for v{cell.release.minor}"),
                 Step("node", f"{APT} update && {APT} install -y kubelet kubeadm kubectl && "
-                             f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url),
+                             f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url,
+                     installs=PACKAGED),
             ]
         else:
             missing = art.missing(NEEDS)
             steps += [Step("node", f"{APT} install -y --no-install-recommends containerd runc conntrack iptables "
                                    f"ethtool socat containernetworking-plugins && mkdir -p /opt/cni/bin && "
                                    f"cp -n /usr/lib/cni/* /opt/cni/bin/",
-                           "runtime, kubelet's tools and CNI plugins from the distro")]
+                           "runtime, kubelet's tools and CNI plugins from the distro", installs=containerd.PROGRAMS)]
             steps += [Step("host", f"copy {path} -> node:/usr/local/bin/{name}", f"{name} from the artifacts",
                            copy=(str(path), f"/usr/local/bin/{name}", "0755"))
                       for name, path in art.binaries().items()]

@@ -4,6 +4,7 @@ cannot reach its URL fails fast, naming it."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,38 @@ APT = (
 # `archmatrix plan` prints plans with no registry running: this stands for its address
 REGISTRY_PLACEHOLDER = "127.0.0.1:PORT"
 
+# The PATH a plan's node commands are found on. They run through the node transport as a
+# non-login, non-interactive shell (`ssh node 'command'`: root with sshd's built-in superuser PATH),
+# which never reads /etc/profile. tests/test_node_path.py reads it on real Debian 12 and 13 nodes.
+# /snap/bin is NOT on it: snapd adds it through /etc/profile.d/apps-bin-path.sh (snapd
+# data/env/snapd.sh.in), which only login shells read: `microk8s` alone exits 127 over SSH.
+NODE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+# What the plans run that the base image already has (nodes/images/build.py: mmdebstrap
+# --variant=apt + its PACKAGES), where `command -v` finds it over the node transport
+# (tests/test_node_path.py checks every one on real Debian 12 and 13 nodes). Anything else a plan
+# runs, an earlier step of the same plan must install (Step.installs).
+BASE_COMMANDS = {name: f"/usr/{d}/{name}" for d, names in (
+    ("bin", "apt-cache apt-get apt-mark cat chmod cp dirname grep install ln mkdir mv rm sed seq sha256sum sleep "
+            "systemctl sh tar tee timeout touch gzip hostname"),
+    ("sbin", "modprobe swapoff sysctl"),
+) for name in names.split()}
+# what the node's shell runs itself (POSIX sh builtins and special builtins the plans use)
+SHELL_BUILTINS = frozenset("cd echo printf exit test [ true false set export command : . trap wait eval exec "
+                           "read shift unset return pwd umask".split())
+_KEYWORDS = frozenset("if then else elif fi for in do done while until case esac ! { }".split())
+
 
 @dataclass(frozen=True)
 class Step:
     """One command of a bootstrapper's plan: where it runs (node, control-plane, host) and why.
-    `url`: what the step fetches, named in the error when the node cannot reach it."""
+
+    url: what the step fetches, named in the error when the node cannot reach it.
+    lab: the harness's own plumbing (its registry as a mirror, copies of artifacts, the kubeconfig
+         tunnel), not the product: its failure is the lab's.
+    installs: absolute paths of programs the step puts on the node (checked after it ran); later
+         steps' commands are found among them (see `unfound`).
+    """
 
     where: str
     command: str
@@ -30,9 +58,81 @@ class Step:
     url: str | None = None
     phase: str = "prepare"  # prepare: node-level, before any suite; install: brings the cluster up
     copy: tuple[str, str, str] | None = None  # host file -> node path, mode (air-gapped artifacts)
+    lab: bool = False
+    installs: tuple[str, ...] = ()
 
 
 APT_UPDATE = Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")
+
+
+# ---- which programs a step runs ----------------------------------------------------------------
+
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1[^\n]*\n(.*?)\n\2(?=\n|$)", re.S)
+_SUBST = re.compile(r"\$\(\s*([^\s()|;&]+)")
+
+
+def command_words(command: str) -> list[str]:
+    """The programs a shell command runs: the first word of every simple command (after &&, ||, ;,
+    |, newlines, parentheses and keywords; variable assignments and redirection targets skipped),
+    and of every $(...) substitution, in unquoted heredocs too (their substitutions run)."""
+    words: list[str] = []
+    bodies = []
+
+    def cut(m):
+        if not m.group(1):
+            bodies.append(m.group(3))
+        return "<<HEREDOC"
+
+    lexer = shlex.shlex(_HEREDOC.sub(cut, command), posix=True, punctuation_chars=True)
+    lexer.whitespace = " \t\r"  # newlines separate commands
+    lexer.wordchars += "$:/.-=+,@%[]{}!*?~^"
+    expect, target = True, False
+    for tok in lexer:
+        if re.fullmatch(r"\d*[<>]+&?\d*|&>>?", tok):  # a redirection: the next word is its target
+            target = True
+            continue
+        if tok == "\n" or set(tok) <= set("();<>|&"):  # a separator (shlex groups ");" into one token)
+            expect, target = True, False
+            continue
+        if target or not expect:
+            target = False
+            continue
+        if tok == "for":  # `for NAME in WORDS; do`: no command until `do`
+            expect = False
+            continue
+        if tok in _KEYWORDS or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", tok):
+            continue
+        words.append(tok)
+        expect = False
+    for body in [command] + bodies:  # $(...) anywhere, in double quotes and heredoc bodies too
+        words += [w for w in _SUBST.findall(body) if not w.startswith("$")]
+    return [w for w in words if w and not w.startswith(("$", "<", "'", '"'))]
+
+
+def unfound(steps: list[Step]) -> list[str]:
+    """Commands of a node plan the node would not find the way the plan runs them: not a shell
+    builtin, not an absolute path the base image or an earlier step has, not a name on NODE_PATH
+    that one of them put there."""
+    have = set(BASE_COMMANDS.values())
+    problems = []
+    for s in steps:
+        if s.copy:
+            have.add(s.copy[1])
+        elif s.where == "node":
+            have.update(s.installs)  # a step may run what it installed itself (`apt-get install x && x ...`)
+            for w in command_words(s.command):
+                paths = [w] if w.startswith("/") else [f"{d}/{w}" for d in NODE_PATH]
+                if w not in SHELL_BUILTINS and not have.intersection(paths):
+                    on = "" if w.startswith("/") else f" on the node's PATH ({':'.join(NODE_PATH)})"
+                    problems.append(f"{w}: not found{on} by `{s.command.splitlines()[0][:80]}` ({s.why})")
+    return problems
+
+
+def _missing_installs(node, step: Step) -> str | None:
+    """What the step says it installs and the node does not have."""
+    script = "; ".join(f"test -e {shlex.quote(p)} || echo {shlex.quote(p)}" for p in step.installs)
+    missing = node.run(script).stdout.split()
+    return f"it should have installed {', '.join(missing)}: not there" if missing else None
 
 
 # curl exits 6/7/28 (resolve, connect, timeout) and apt's "Failed to fetch": the node cannot reach a URL
@@ -62,6 +162,11 @@ def run_steps(node, steps: list[Step], log: Path, progress=print, label: str = "
             unreachable = _UNREACHABLE.search(text)
             if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
                 raise _failure(step, r.rc, text, unreachable, log)
+            wrong = _missing_installs(node, step) if step.installs else None
+            if wrong:
+                out.write(f"# check failed: {wrong}\n")
+                raise InfraError(f"bootstrap step `{step.why or step.command[:60]}`: {wrong}",
+                                 artifacts={"bootstrap log": log}, retryable=False)
 
 
 def _failure(step: Step, rc: int, text: str, unreachable, log: Path) -> InfraError:
@@ -82,4 +187,5 @@ def heredoc(path: str, text: str, expand: bool = False) -> str:
 def kubeconfig_step(remote_path: str, api_port: int) -> Step:
     """The last install step of every bootstrapper that brings up a cluster (planned.fetch_kubeconfig)."""
     return Step("host", f"fetch node:{remote_path} -> <artifacts>/kubeconfig; ssh -O forward -L "
-                        f"127.0.0.1:<port>:127.0.0.1:{api_port}", "kubeconfig through an SSH tunnel", phase="install")
+                        f"127.0.0.1:<port>:127.0.0.1:{api_port}", "kubeconfig through an SSH tunnel", phase="install",
+                lab=True)
