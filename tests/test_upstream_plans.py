@@ -364,3 +364,34 @@ def test_unfound_names_what_a_non_login_shell_cannot_find():
                     Step("node", "x=$(curl -fsSL u) && echo $x", "key")]) == []
     assert unfound([apt, snap, Step("node", "/snap/bin/other", "x")]) == ["/snap/bin/other: not found by `/snap/bin/other` (x)"]
 
+
+# ---- waits scaled by the node's accelerator and boot time (issue #16 item 7) --------------------
+
+def kubeadm_init_config(steps):
+    body = next(s.command for s in steps if "kubeadm.yaml <<" in s.command)
+    return list(yaml.safe_load_all(body.split("\n", 1)[1].rsplit("\nEOF", 1)[0]))
+
+
+@pytest.mark.parametrize("facts,factor", [(None, 1), ({"accelerator": "kvm", "boot_seconds": 9}, 1),
+                                          ({"accelerator": "tcg", "boot_seconds": 12}, 3),
+                                          ({"accelerator": "tcg", "boot_seconds": 95}, 10),
+                                          ({"accelerator": "tcg", "boot_seconds": 4000}, 20)])
+def test_waits_scale_with_the_node(facts, factor):
+    """kubeadm v1beta4 `timeouts` (4m control plane and kubelet), v1beta3's timeoutForControlPlane,
+    MicroK8s `status --wait-ready --timeout` and k3s' Ready poll grow with the node's measured
+    slowdown under TCG, and are upstream's own on KVM/hardware or with no node facts."""
+    from harness.bootstrap import timeouts
+
+    assert timeouts.factor(facts) == factor
+    cell = Cell("s390x", "debian12", "1.32", "kubeadm", "qemu")
+    init = kubeadm_init_config(get("kubeadm").plan(cell, facts=facts))[0]
+    minutes = f"{4 * factor}m0s"
+    assert init["timeouts"] == {"controlPlaneComponentHealthCheck": minutes, "kubeletHealthCheck": minutes,
+                                "kubernetesAPICall": f"{factor}m0s", "etcdAPICall": f"{2 * factor}m0s"}
+    old = kubeadm_init_config(get("kubeadm").plan(Cell("s390x", "debian12", "1.30", "kubeadm", "qemu"), facts=facts))
+    assert old[1]["apiServer"]["timeoutForControlPlane"] == minutes and "timeouts" not in old[0]
+    assert f"--timeout={300 * factor}s" in text(get("kubeadm").plan(cell, facts=facts), "install")
+    mk = text(get("microk8s").plan(Cell("s390x", "debian12", "1.32", "microk8s", "qemu"), facts=facts), "install")
+    assert f"/snap/bin/microk8s status --wait-ready --timeout {600 * factor}" in mk
+    k3s = text(get("k3s").plan(Cell("s390x", "debian12", "1.32", "k3s", "qemu"), facts=facts), "install")
+    assert f"for i in $(seq {300 * factor}); do k3s kubectl get nodes" in k3s

@@ -56,8 +56,10 @@ class Bootstrapper:
         air-gapped binary) with an InfraError, before a node is started or anything is installed:
         the plugin calls it before it asks for the node, and prepare() before its first step."""
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
-        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`)."""
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
+        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`).
+        facts: the node's (accelerator, boot_seconds, what it answered): None before there is one."""
         return []
 
     def prepare(self, node, cell: Cell, progress=print) -> None:

@@ -10,6 +10,7 @@ import yaml
 
 from ..common.errors import InfraError, UserError
 from ..matrix.cells import Cell
+from . import timeouts
 from .base import Binary
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
@@ -62,7 +63,8 @@ class K3sBootstrapper(PlannedBootstrapper):
         if art is not None and art.missing(("k3s",)):
             raise InfraError(f"k3s offline: --artifacts {art.dir}/bin has no k3s", retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         steps = [APT_UPDATE]
         if art is None or "k3s" not in art.binaries():
@@ -90,7 +92,7 @@ class K3sBootstrapper(PlannedBootstrapper):
                               "images from the harness registry"))
         return steps + [
             Step("node", "systemctl daemon-reload && systemctl enable --now k3s", "k3s server", phase="install"),
-            Step("node", "for i in $(seq 300); do "
+            Step("node", f"for i in $(seq {timeouts.seconds(timeouts.CLUSTER_READY, facts) // 2}); do "
                          "k3s kubectl get nodes 2>/dev/null | grep -q ' Ready' && exit 0; "
                          "sleep 2; done; k3s kubectl get nodes; exit 1", "node Ready", phase="install"),
             self.kubeconfig_step(),

@@ -25,7 +25,7 @@ import yaml
 from ..binaries.release import STATIC
 from ..common.errors import InfraError, UserError
 from ..matrix.cells import Cell
-from . import containerd
+from . import containerd, timeouts
 from .base import VERSION_ARGS, Binary
 from .capabilities import Joins
 from .planned import PlannedBootstrapper
@@ -114,12 +114,13 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
 
     # ---- the plan --------------------------------------------------------------------------
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         if cell.control_plane:
             cp = cell.control_plane_cell()
             return ([replace(s, where="control-plane") for s in self.plan(cp, registry_host)]
                     + self.join_plan(cell, registry_host))
-        return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host)
+        return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host, facts)
 
     def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
         """Everything before `kubeadm init|join` on a Linux node."""
@@ -177,21 +178,27 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
 
-    def kubeadm_config(self, cell: Cell, registry_host: str) -> str:
+    def kubeadm_config(self, cell: Cell, registry_host: str, facts: dict | None = None) -> str:
         """kubeadm's config file: InitConfiguration, ClusterConfiguration, KubeletConfiguration
-        (kubernetes.io "Configuring each kubelet in your cluster using kubeadm", kubeadm config API)."""
+        (kubernetes.io "Configuring each kubelet in your cluster using kubeadm", kubeadm config API),
+        with kubeadm's waits scaled for the node (timeouts.py)."""
         api = config_api(cell.release.minor)
+        init = {"apiVersion": api, "kind": "InitConfiguration",
+                "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}}
+        api_server = {"certSANs": ["127.0.0.1", "localhost"]}  # the kubeconfig reaches it through an SSH tunnel
+        if api.endswith("v1beta4"):
+            init["timeouts"] = {k: timeouts.duration(v, facts) for k, v in timeouts.KUBEADM_INIT.items()}
+        else:
+            api_server["timeoutForControlPlane"] = timeouts.duration(timeouts.KUBEADM_V1BETA3_CONTROL_PLANE, facts)
         return yaml.safe_dump_all([
-            {"apiVersion": api, "kind": "InitConfiguration",
-             "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}},
+            init,
             {"apiVersion": api, "kind": "ClusterConfiguration", "kubernetesVersion": INSTALLED_VERSION,
              "imageRepository": self.image_repository(cell, registry_host), "networking": {"podSubnet": POD_SUBNET},
-             # the API certificate carries 127.0.0.1: the kubeconfig reaches it through an SSH tunnel
-             "apiServer": {"certSANs": ["127.0.0.1", "localhost"]}},
+             "apiServer": api_server},
             {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
         ], sort_keys=False)
 
-    def init_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+    def init_plan(self, cell: Cell, registry_host: str, facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         manifests = art.manifests() if art else []
         cni = ([Step("host", f"copy {m} -> node:/root/cni/{m.name}", "CNI manifest from the artifacts",
@@ -202,14 +209,14 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         if cell.release.key < (1, 25):
             taint += " node-role.kubernetes.io/master-"
         return [
-            Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host), expand=True),
+            Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host, facts), expand=True),
                  "kubeadm config: kubernetesVersion from the installed kubeadm, imageRepository", phase="install"),
             Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install"),
             *cni,
             Step("node", f"{KUBECTL} taint nodes --all {taint}",
                  "single-node cell: workloads may run on the control plane", phase="install"),
-            Step("node", f"{KUBECTL} wait --for=condition=Ready node --all --timeout=300s", "node Ready",
-                 phase="install"),
+            Step("node", f"{KUBECTL} wait --for=condition=Ready node --all "
+                         f"--timeout={timeouts.seconds(timeouts.NODE_READY, facts)}s", "node Ready", phase="install"),
             self.kubeconfig_step(),
         ]
 

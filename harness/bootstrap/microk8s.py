@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..common.errors import InfraError
 from ..matrix import upstream
 from ..matrix.cells import Cell
+from . import timeouts
 from .base import Binary
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
@@ -46,7 +47,8 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
             raise InfraError(f"microk8s offline: --artifacts {art.dir}/snap has no microk8s_*.snap + .assert",
                              retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         steps = [
             APT_UPDATE,
@@ -76,11 +78,11 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
                                                                                        f" registry"))
             steps.append(Step("node", "snap restart microk8s", "MicroK8s' containerd reads the mirrors"))
         return steps + [
-            Step("node", f"{MICROK8S} status --wait-ready --timeout 600",
+            Step("node", f"{MICROK8S} status --wait-ready --timeout {timeouts.seconds(timeouts.CLUSTER_READY, facts)}",
                  "MicroK8s ready", phase="install"),
             Step("node", f"{MICROK8S} config > {self.kubeconfig}", "its kubeconfig", phase="install"),
             Step("node", f"{MICROK8S} kubectl wait --for=condition=Ready node --all "
-                         "--timeout=300s", "node Ready",
+                         f"--timeout={timeouts.seconds(timeouts.NODE_READY, facts)}s", "node Ready",
                  phase="install"),
             self.kubeconfig_step(),
         ]

@@ -27,7 +27,8 @@ class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
             return None
         return noderegistry.guest_host(registry_host)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:  # pragma: no cover
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:  # pragma: no cover
         raise NotImplementedError
 
     def kubeconfig_step(self) -> Step:
@@ -36,7 +37,7 @@ class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
 
     def _steps(self, node, cell: Cell, phase: str, progress) -> None:
         reg = self.node_registry(cell, progress)
-        steps = [s for s in self.plan(cell, reg.host) if s.phase == phase]
+        steps = [s for s in self.plan(cell, reg.host, node.facts) if s.phase == phase]
         run_steps(node, steps, node.artifacts / "bootstrap.log", progress, self.name)
 
     def prepare(self, node, cell: Cell, progress=print) -> None:
