@@ -395,3 +395,59 @@ def test_waits_scale_with_the_node(facts, factor):
     assert f"/snap/bin/microk8s status --wait-ready --timeout {600 * factor}" in mk
     k3s = text(get("k3s").plan(Cell("s390x", "debian12", "1.32", "k3s", "qemu"), facts=facts), "install")
     assert f"for i in $(seq {300 * factor}); do k3s kubectl get nodes" in k3s
+
+
+# ---- images from the installed kubeadm, cross-checked against the table (issue #16 item 3) ------
+
+def listing(version, pause, etcd="3.5.16-0", coredns="v1.11.3"):
+    """What `kubeadm config images list --kubernetes-version <version>` prints."""
+    return "\n".join([f"registry.k8s.io/kube-{c}:{version}" for c in
+                      ("apiserver", "controller-manager", "scheduler", "proxy")] +
+                     [f"registry.k8s.io/coredns/coredns:{coredns}", f"registry.k8s.io/pause:{pause}",
+                      f"registry.k8s.io/etcd:{etcd}"]) + "\n"
+
+
+class KubeadmNode(RecordingNode):
+    """A recording node whose kubeadm answers the plan's questions as a real one would."""
+
+    def __init__(self, cell, tmp_path, version, images):
+        super().__init__(cell, tmp_path)
+        self.answers = {"kubeadm version -o short": version + "\n",
+                        "kubeadm config images list": images}
+
+    def run(self, command, *args):
+        from types import SimpleNamespace
+        self.commands.append(command)
+        out = next((a for q, a in self.answers.items() if command.startswith(q)), "")
+        return SimpleNamespace(rc=0, stdout=out, stderr="")
+
+
+def test_kubeadm_images_come_from_the_installed_kubeadm(tmp_path):
+    """Once kubeadm is on the node, the sandbox image is the pause it lists for its own version; a
+    difference from the table is a warning naming both, recorded on the cell; without a node the
+    plan says it used the table."""
+    from harness.bootstrap.kubeadm import image_facts
+
+    cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
+    plan = get("kubeadm").plan(cell)
+    assert '"registry.k8s.io/pause:3.10"' in text(plan)
+    assert image_facts(cell, None)[1] == "the built-in table (kubeadm is not on a node yet)"
+    asks = [s for s in plan if s.asks]
+    assert [s.asks for s in asks] == ["kubeadm_version", "kubeadm_images"]
+    assert "kubeadm config images list --kubernetes-version $(kubeadm version -o short)" in asks[1].command
+    assert plan.index(asks[1]) < next(i for i, s in enumerate(plan) if "sandbox image" in s.why)
+    for version, pause, warning in (("v1.32.3", "3.10", None), ("v1.32.9", "3.10.7", "pause:3.10.7")):
+        node = KubeadmNode(cell, tmp_path / version, version, listing(version, pause))
+        node.artifacts.mkdir()
+        get("kubeadm", lab=RegistryOnly()).prepare(node, cell, progress=lambda m: None)
+        config = next(c for c in node.commands if "sandbox_image" in c)
+        assert f'"registry.k8s.io/pause:{pause}"' in config
+        assert node.facts["kubeadm_version"] == version
+        assert node.facts["images_source"] == f"kubeadm {version} on the node"
+        assert get("kubeadm").expected_pause(node, cell) == pause  # what the pause suite then expects
+        if warning is None:
+            assert "images_warning" not in node.facts
+        else:
+            assert node.facts["images_warning"] == (
+                f"kubeadm {version} on the node lists pause:3.10.7, the built-in table says pause:3.10 "
+                f"for {version}: using kubeadm's")

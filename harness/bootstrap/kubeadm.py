@@ -42,6 +42,11 @@ CONFIG = "/root/kubeadm.yaml"
 # kubernetesVersion: the installed kubeadm's own, asked on the node when the config is written (the
 # heredoc expands it), so the cluster is the version of the binaries under test, whatever the patch
 INSTALLED_VERSION = "$(kubeadm version -o short)"
+# The images come from that kubeadm too, once it is on the node (kubernetes.io "kubeadm config":
+# `kubeadm config images list --kubernetes-version`; with the version given it asks no network);
+# the table (matrix/kube_versions.py) is cross-checked against them, and used only without a node.
+ASK_VERSION = "kubeadm version -o short"
+ASK_IMAGES = f"kubeadm config images list --kubernetes-version {INSTALLED_VERSION}"
 NEEDS = ("kubeadm", "kubelet", "kubectl")  # what an air-gapped kubeadm node needs from the artifacts
 # where pkgs.k8s.io's packages put them: %{_bindir} (kubernetes/release
 # cmd/krel/templates/latest/{kubeadm,kubelet,kubectl}/*.spec, built into debs with debbuild)
@@ -81,6 +86,39 @@ def repo_url(minor: str, base: str = PKGS, family: str = "debian") -> str:
     return f"{base.rstrip('/')}/core:/stable:/v{minor}/{kind}/"
 
 
+def listed_images(text: str) -> dict[str, str]:
+    """`kubeadm config images list` output -> image name (without registry) -> tag:
+    registry.k8s.io/coredns/coredns:v1.11.3 -> {"coredns": "v1.11.3"}."""
+    out = {}
+    for line in text.split():
+        path, _, tag = line.rpartition(":")
+        if path and "/" in path:
+            out[path.rsplit("/", 1)[1]] = tag
+    return out
+
+
+def image_facts(cell: Cell, facts: dict | None) -> tuple[dict[str, str], str, str | None]:
+    """(image name -> tag, where they came from, the warning when kubeadm on the node and the
+    table disagree). kubeadm's own listing wins once the node has answered (Step.asks)."""
+    facts = facts or {}
+    table = {}
+    listed = listed_images(facts.get("kubeadm_images", ""))
+    version = facts.get("kubeadm_version") or None
+    if cell.release.in_table:
+        img = cell.release.images_at(version if listed else None)
+        table = {"pause": img.pause, "etcd": img.etcd, "coredns": img.coredns}
+    if not listed:
+        return table, "the built-in table (kubeadm is not on a node yet)", None
+    wrong = [(f"{n}:{listed.get(n)}", f"{n}:{t}") for n, t in table.items() if listed.get(n) != t]
+    warning = None
+    if wrong:
+        warning = (f"kubeadm {version} on the node lists {', '.join(k for k, _ in wrong)}, the built-in table says "
+                   f"{', '.join(t for _, t in wrong)} for {version}: using kubeadm's")
+    elif not cell.release.in_table:
+        warning = f"kubernetes {cell.release.minor} is not in the built-in table: images from kubeadm {version} only"
+    return listed, f"kubeadm {version} on the node", warning
+
+
 def config_api(minor: str) -> str:
     """kubeadm.k8s.io/v1beta4 from 1.31 (v1beta3 is deprecated there, removed in 1.34 or later)."""
     major, m = (int(x) for x in minor.split("."))
@@ -112,6 +150,17 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             raise InfraError(f"kubeadm init cannot run: --artifacts {art.dir}/bin has no "
                              f"{', '.join(art.missing(('kubeadm', 'kubelet')))}", retryable=False)
 
+    def expected_pause(self, node, cell: Cell) -> str | None:
+        """The pause the installed kubeadm lists (the table's only before it answered)."""
+        return image_facts(cell, node.facts)[0].get("pause")
+
+    def prepare(self, node, cell: Cell, progress=print) -> None:
+        super().prepare(node, cell, progress)
+        _, node.facts["images_source"], warning = image_facts(cell, node.facts)
+        if warning:
+            node.facts["images_warning"] = warning
+            progress(f"kubeadm: warning: {warning}")
+
     # ---- the plan --------------------------------------------------------------------------
 
     def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
@@ -120,16 +169,17 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             cp = cell.control_plane_cell()
             return ([replace(s, where="control-plane") for s in self.plan(cp, registry_host)]
                     + self.join_plan(cell, registry_host))
-        return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host, facts)
+        return self.node_plan(cell, registry_host, facts) + self.init_plan(cell, registry_host, facts)
 
-    def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+    def node_plan(self, cell: Cell, registry_host: str, facts: dict | None = None) -> list[Step]:
         """Everything before `kubeadm init|join` on a Linux node."""
         if cell.os.os != "linux":
             raise UserError(f"kubeadm: {cell.distro} nodes join a Linux control plane; "
                             f"add a control_plane: rule for them to matrix.yaml")
         art = self.artifacts(cell)
         repo = self.image_repository(cell, registry_host)
-        sandbox = f"{repo}/pause:{cell.release.pause}"
+        pause = image_facts(cell, facts)[0].get("pause", "<the pause kubeadm on the node lists>")
+        sandbox = f"{repo}/pause:{pause}"
         steps = [
             Step("node", "swapoff -a && sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab",
                  "swap off (kubelet refuses to start with swap on by default)"),
@@ -173,6 +223,9 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                       Step("node", heredoc("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN),
                            "kubeadm's kubelet drop-in")]
         plain_http = None if art is None else repo
+        steps += [Step("node", ASK_VERSION, "the installed kubeadm's version", asks="kubeadm_version"),
+                  Step("node", ASK_IMAGES, "the images the installed kubeadm uses (cross-checked against the table)",
+                       asks="kubeadm_images")]
         steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True)
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))

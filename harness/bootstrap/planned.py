@@ -37,8 +37,8 @@ class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
 
     def _steps(self, node, cell: Cell, phase: str, progress) -> None:
         reg = self.node_registry(cell, progress)
-        steps = [s for s in self.plan(cell, reg.host, node.facts) if s.phase == phase]
-        run_steps(node, steps, node.artifacts / "bootstrap.log", progress, self.name)
+        run_steps(node, lambda facts: [s for s in self.plan(cell, reg.host, facts) if s.phase == phase],
+                  node.artifacts / "bootstrap.log", progress, self.name)
 
     def prepare(self, node, cell: Cell, progress=print) -> None:
         self.check(cell)  # refused before any step runs (issue #16 item 8)

@@ -8,6 +8,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..common.errors import InfraError
 
@@ -50,6 +51,8 @@ class Step:
          tunnel), not the product: its failure is the lab's.
     installs: absolute paths of programs the step puts on the node (checked after it ran); later
          steps' commands are found among them (see `unfound`).
+    asks: the node fact its output answers (e.g. the installed kubeadm's version): run_steps
+         records it in node.facts and makes the plan again, so later steps use the node's answer.
     """
 
     where: str
@@ -60,6 +63,7 @@ class Step:
     copy: tuple[str, str, str] | None = None  # host file -> node path, mode (air-gapped artifacts)
     lab: bool = False
     installs: tuple[str, ...] = ()
+    asks: str | None = None
 
 
 APT_UPDATE = Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")
@@ -140,11 +144,18 @@ _UNREACHABLE = re.compile(r"Failed to fetch (\S+)|curl: \((?:6|7|28|35)\)[^\n]*|
                           r"|dial tcp[^\n]*")
 
 
-def run_steps(node, steps: list[Step], log: Path, progress=print, label: str = "") -> None:
+def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path, progress=print,
+              label: str = "") -> None:
     """Run steps on the node in order, each logged with its output and seconds; the first failure
-    raises an InfraError. A step that cannot reach its URL is a fast, named, non-retryable failure."""
+    raises an InfraError. A step that cannot reach its URL is a fast, named, non-retryable failure.
+    `steps` may be a function of the node's facts: after a step that asks, its answer goes into
+    node.facts and the steps are made again (those run so far must come out the same)."""
+    make = steps if callable(steps) else (lambda facts: steps)
+    done = 0
     with open(log, "a") as out:
-        for step in steps:
+        while done < len(current := make(node.facts)):
+            step = current[done]
+            done += 1
             t0 = time.monotonic()
             if step.copy:
                 progress(f"{label}: {step.why}")
@@ -167,6 +178,8 @@ def run_steps(node, steps: list[Step], log: Path, progress=print, label: str = "
                 out.write(f"# check failed: {wrong}\n")
                 raise InfraError(f"bootstrap step `{step.why or step.command[:60]}`: {wrong}",
                                  artifacts={"bootstrap log": log}, retryable=False)
+            if step.asks:
+                node.facts[step.asks] = r.stdout.strip()
 
 
 def _failure(step: Step, rc: int, text: str, unreachable, log: Path) -> InfraError:
