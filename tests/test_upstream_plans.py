@@ -451,3 +451,44 @@ def test_kubeadm_images_come_from_the_installed_kubeadm(tmp_path):
             assert node.facts["images_warning"] == (
                 f"kubeadm {version} on the node lists pause:3.10.7, the built-in table says pause:3.10 "
                 f"for {version}: using kubeadm's")
+
+
+# ---- containerd for kubeadm cells from upstream.containerd_for (issue #16 item 4) ---------------
+
+@pytest.mark.parametrize("arch,distro,k8s", [("amd64", "debian12", "1.36"), ("s390x", "debian13", "1.32"),
+                                             ("ppc64le", "ubuntu2404", "1.37")])
+def test_kubeadm_containerd_comes_from_containerd_for(arch, distro, k8s):
+    """The runtime step installs the containerd upstream.containerd_for picks, says why, verifies
+    the release tarball against the .sha256sum containerd publishes beside it, and installs the
+    runc that containerd tag is tested with (runc.sha256sum verified); the CNI plugins come with
+    kubelet (kubernetes-cni)."""
+    from harness.matrix import kube_versions, upstream
+
+    cell = Cell(arch, distro, k8s, "kubeadm", "qemu")
+    choice = upstream.containerd_for(cell.release, cell.os, arch)
+    steps = get("kubeadm").plan(cell)
+    runtime = [s for s in steps if choice.reason in s.why]
+    assert runtime, f"no step says why this containerd: {choice.reason}"
+    t = text(steps)
+    if choice.source == "release":
+        name = f"containerd-{choice.version}-linux-{arch}.tar.gz"
+        assert choice.url.endswith("/" + name) and f"{choice.url}.sha256sum" in t
+        assert f"sha256sum -c {name}.sha256sum && tar Cxzf /usr/local {name}" in t
+        runc = f"https://github.com/opencontainers/runc/releases/download/{choice.runc}/runc.{arch}"
+        assert runc in t and f"grep ' runc.{arch}$' runc.sha256sum | sha256sum -c" in t
+        assert f"install -m 755 runc.{arch} /usr/local/sbin/runc" in t
+        assert "ExecStart=/usr/local/bin/containerd" in t and " containerd runc " not in t
+        assert runtime[0].url == choice.url and "/usr/local/bin/containerd" in runtime[0].installs
+    else:
+        assert choice.source == "distro" and "install -y --no-install-recommends containerd runc" in t
+    assert "install -y kubelet kubeadm kubectl" in t  # kubelet depends on kubernetes-cni (/opt/cni/bin)
+
+
+def test_kubeadm_refuses_an_arch_without_a_containerd():
+    from harness.matrix import upstream
+
+    cell = Cell("arm", "debian12", "1.36", "kubeadm", "qemu")
+    choice = upstream.containerd_for(cell.release, cell.os, "arm")
+    assert choice.source is None
+    with pytest.raises(InfraError, match="no containerd that Kubernetes 1.36 supports for arm"):
+        get("kubeadm").check(cell)

@@ -24,6 +24,7 @@ import yaml
 
 from ..binaries.release import STATIC
 from ..common.errors import InfraError, UserError
+from ..matrix import upstream
 from ..matrix.cells import Cell
 from . import containerd, timeouts
 from .base import VERSION_ARGS, Binary
@@ -64,6 +65,29 @@ ExecStart=/usr/local/bin/kubelet
 Restart=always
 StartLimitInterval=0
 RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+"""
+# containerd's own unit for its release tarball (containerd.service at tag v2.3.4, comments dropped;
+# docs/getting-started.md puts it in /usr/local/lib/systemd/system)
+CONTAINERD_UNIT = """[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target dbus.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
 
 [Install]
 WantedBy=multi-user.target
@@ -141,7 +165,14 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         """registry.k8s.io, or the harness registry (as the node sees it) when images come from artifacts."""
         return self.registry_mirror(registry_host) or "registry.k8s.io"
 
+    def containerd(self, cell: Cell) -> upstream.ContainerdChoice:
+        """The containerd this cell's release supports, and where it comes from (matrix/upstream.py)."""
+        return upstream.containerd_for(cell.release, cell.os, cell.arch)
+
     def check(self, cell: Cell) -> None:
+        choice = self.containerd(cell)
+        if choice.source is None and self.artifacts(cell) is None:
+            raise InfraError(f"kubeadm: {choice.reason}", retryable=False)
         if cell.control_plane:
             raise InfraError("kubeadm join cells are planned (archmatrix plan) but not run by this version: "
                              "they need a second node for the control plane", retryable=False)
@@ -192,10 +223,8 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         ]
         if art is None:
             url = repo_url(cell.release.minor, self.options.package_base or PKGS, cell.os.family)
-            steps += [
-                Step("node", f"{APT} install -y --no-install-recommends containerd runc apt-transport-https "
-                             f"ca-certificates curl gpg", "runtime from the distro; curl and gpg for the repository key",
-                     installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg")),
+            steps += self.runtime_plan(cell) + [
+
                 Step("node", f"mkdir -p -m 755 /etc/apt/keyrings && {CURL} -o /tmp/kubernetes-release.key "
                              f"{url}Release.key && gpg --batch --yes --dearmor -o {KEYRING} /tmp/kubernetes-release.key",
                      f"the v{cell.release.minor} repository's key", url=url),
@@ -230,6 +259,35 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
+
+    def runtime_plan(self, cell: Cell) -> list[Step]:
+        """containerd and runc as upstream.containerd_for chose them, and curl and gpg for the
+        repository key. From the distro: its packages. From containerd's release: the tarball and
+        runc's binary, each checked against the sums its project publishes, and containerd's unit."""
+        choice = self.containerd(cell)
+        tools = "apt-transport-https ca-certificates curl gpg"
+        if choice.source != "release":  # "distro"; None: refused by check(), shown in the plan
+            return [Step("node", f"{APT} install -y --no-install-recommends containerd runc {tools}",
+                         f"runtime: {choice}; curl and gpg for the repository key",
+                         installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg"))]
+        arch, name = cell.arch, choice.url.rsplit("/", 1)[1]
+        runc = f"runc.{arch}"
+        return [
+            Step("node", f"{APT} install -y --no-install-recommends {tools}", "curl and gpg for the downloads and "
+                 "the repository key", installs=("/usr/bin/curl", "/usr/bin/gpg")),
+            Step("node", f"cd /tmp && {CURL} -O {choice.url} -O {choice.url}.sha256sum && sha256sum -c "
+                         f"{name}.sha256sum && tar Cxzf /usr/local {name}",
+                 f"containerd {choice.version} from containerd's release tarball, checksum verified: {choice.reason}",
+                 url=choice.url, installs=("/usr/local/bin/containerd", "/usr/local/bin/ctr")),
+            Step("node", f"cd /tmp && {CURL} -O {upstream.RUNC.format(v=choice.runc, name=runc)} -O "
+                         f"{upstream.RUNC.format(v=choice.runc, name='runc.sha256sum')} && grep ' {runc}$' "
+                         f"runc.sha256sum | sha256sum -c && install -m 755 {runc} /usr/local/sbin/runc",
+                 f"runc {choice.runc}, the one containerd {choice.version} is tested with, checksum verified",
+                 url=upstream.RUNC.format(v=choice.runc, name=runc), installs=("/usr/local/sbin/runc",)),
+            Step("node", heredoc("/usr/local/lib/systemd/system/containerd.service", CONTAINERD_UNIT),
+                 "containerd's systemd unit"),
+            Step("node", "systemctl daemon-reload && systemctl enable containerd", "containerd enabled"),
+        ]
 
     def kubeadm_config(self, cell: Cell, registry_host: str, facts: dict | None = None) -> str:
         """kubeadm's config file: InitConfiguration, ClusterConfiguration, KubeletConfiguration
