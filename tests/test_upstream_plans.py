@@ -278,7 +278,10 @@ class RecordingNode:
     def run(self, command, *args):
         self.commands.append(command)
         from types import SimpleNamespace
-        return SimpleNamespace(rc=0, stdout="", stderr="")
+        return SimpleNamespace(rc=0, stdout=self.answer(command), stderr="")
+
+    def answer(self, command):
+        return ""
 
     def put(self, src, dest, mode):
         self.commands.append(f"put {dest}")
@@ -415,11 +418,8 @@ class KubeadmNode(RecordingNode):
         self.answers = {"kubeadm version -o short": version + "\n",
                         "kubeadm config images list": images}
 
-    def run(self, command, *args):
-        from types import SimpleNamespace
-        self.commands.append(command)
-        out = next((a for q, a in self.answers.items() if command.startswith(q)), "")
-        return SimpleNamespace(rc=0, stdout=out, stderr="")
+    def answer(self, command):
+        return next((a for q, a in self.answers.items() if command.startswith(q)), None) or super().answer(command)
 
 
 def test_kubeadm_images_come_from_the_installed_kubeadm(tmp_path):
@@ -482,6 +482,9 @@ def test_kubeadm_containerd_comes_from_containerd_for(arch, distro, k8s):
     else:
         assert choice.source == "distro" and "install -y --no-install-recommends containerd runc" in t
     assert "install -y kubelet kubeadm kubectl" in t  # kubelet depends on kubernetes-cni (/opt/cni/bin)
+    mirrored = text(get("kubeadm", Options(release_base="http://10.0.2.2:9")).plan(cell))
+    if choice.source == "release":
+        assert "github.com" not in mirrored and choice.url.replace("https://github.com", "http://10.0.2.2:9") in mirrored
 
 
 def test_kubeadm_refuses_an_arch_without_a_containerd():

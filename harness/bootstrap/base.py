@@ -36,6 +36,10 @@ class Options:
     artifacts: Path | None = None  # --artifacts DIR: air-gapped binaries, images, snaps
     package_base: str | None = None  # --package-base URL: a mirror of pkgs.k8s.io (kubeadm)
     k3s_version: str | None = None  # --k3s-version v1.32.3+k3s1 (default: the minor's channel)
+    # a mirror of GitHub's release downloads in their layout (<base>/<owner>/<repo>/releases/download/...):
+    # containerd's and runc's release assets and flannel's manifest (kubeadm); tests point it at a
+    # closed loopback port, a rehearsal at its stand-ins
+    release_base: str | None = None
 
 
 class Bootstrapper:

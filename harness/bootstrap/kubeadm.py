@@ -32,6 +32,7 @@ from .capabilities import Joins
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
+GITHUB = "https://github.com"  # release downloads: <GITHUB>/<owner>/<repo>/releases/download/...
 PKGS = "https://pkgs.k8s.io"  # --package-base replaces it (a mirror); the path below is upstream's
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 CURL = "curl -fsSL --connect-timeout 10 --retry 0"
@@ -260,6 +261,11 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
 
+    def mirrored(self, url: str) -> str:
+        """A GitHub release download, from --release-base's mirror when one is given."""
+        base = self.options.release_base
+        return url if not base else base.rstrip("/") + url.removeprefix(GITHUB)
+
     def runtime_plan(self, cell: Cell) -> list[Step]:
         """containerd and runc as upstream.containerd_for chose them, and curl and gpg for the
         repository key. From the distro: its packages. From containerd's release: the tarball and
@@ -272,18 +278,19 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                          installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg"))]
         arch, name = cell.arch, choice.url.rsplit("/", 1)[1]
         runc = f"runc.{arch}"
+        tarball, runc_url, runc_sums = (self.mirrored(u) for u in (choice.url, upstream.RUNC.format(
+            v=choice.runc, name=runc), upstream.RUNC.format(v=choice.runc, name="runc.sha256sum")))
         return [
             Step("node", f"{APT} install -y --no-install-recommends {tools}", "curl and gpg for the downloads and "
                  "the repository key", installs=("/usr/bin/curl", "/usr/bin/gpg")),
-            Step("node", f"cd /tmp && {CURL} -O {choice.url} -O {choice.url}.sha256sum && sha256sum -c "
+            Step("node", f"cd /tmp && {CURL} -O {tarball} -O {tarball}.sha256sum && sha256sum -c "
                          f"{name}.sha256sum && tar Cxzf /usr/local {name}",
                  f"containerd {choice.version} from containerd's release tarball, checksum verified: {choice.reason}",
-                 url=choice.url, installs=("/usr/local/bin/containerd", "/usr/local/bin/ctr")),
-            Step("node", f"cd /tmp && {CURL} -O {upstream.RUNC.format(v=choice.runc, name=runc)} -O "
-                         f"{upstream.RUNC.format(v=choice.runc, name='runc.sha256sum')} && grep ' {runc}$' "
+                 url=tarball, installs=("/usr/local/bin/containerd", "/usr/local/bin/ctr")),
+            Step("node", f"cd /tmp && {CURL} -O {runc_url} -O {runc_sums} && grep ' {runc}$' "
                          f"runc.sha256sum | sha256sum -c && install -m 755 {runc} /usr/local/sbin/runc",
                  f"runc {choice.runc}, the one containerd {choice.version} is tested with, checksum verified",
-                 url=upstream.RUNC.format(v=choice.runc, name=runc), installs=("/usr/local/sbin/runc",)),
+                 url=runc_url, installs=("/usr/local/sbin/runc",)),
             Step("node", heredoc("/usr/local/lib/systemd/system/containerd.service", CONTAINERD_UNIT),
                  "containerd's systemd unit"),
             Step("node", "systemctl daemon-reload && systemctl enable containerd", "containerd enabled"),
@@ -315,7 +322,8 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         cni = ([Step("host", f"copy {m} -> node:/root/cni/{m.name}", "CNI manifest from the artifacts",
                      phase="install", copy=(str(m), f"/root/cni/{m.name}", "0644")) for m in manifests] + [Step("node", f"{KUBECTL} apply -f /root/cni/", "CNI", phase="install")]
                if manifests else
-               [Step("node", f"{KUBECTL} apply -f {FLANNEL}", "CNI: flannel", url=FLANNEL, phase="install")])
+               [Step("node", f"{KUBECTL} apply -f {self.mirrored(FLANNEL)}", "CNI: flannel", url=self.mirrored(FLANNEL),
+                     phase="install")])
         taint = "node-role.kubernetes.io/control-plane-"
         if cell.release.key < (1, 25):
             taint += " node-role.kubernetes.io/master-"
