@@ -152,8 +152,9 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
     node.facts and the steps are made again (those run so far must come out the same)."""
     make = steps if callable(steps) else (lambda facts: steps)
     done = 0
+    current = make(node.facts)
     with open(log, "a") as out:
-        while done < len(current := make(node.facts)):
+        while done < len(current):
             step = current[done]
             done += 1
             t0 = time.monotonic()
@@ -180,6 +181,7 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
                                  artifacts={"bootstrap log": log}, retryable=False)
             if step.asks:
                 node.facts[step.asks] = r.stdout.strip()
+                current = make(node.facts)
 
 
 def _failure(step: Step, rc: int, text: str, unreachable, log: Path) -> InfraError:
