@@ -37,7 +37,7 @@ def test_kubeadm_plan_per_family_and_minor(distro, k8s, api, pause):
     assert f"{repo}Release.key" in t
     assert f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo} /" in t
     assert "install -y kubelet kubeadm kubectl" in t and "apt-mark hold kubelet kubeadm kubectl" in t
-    assert f'"registry.k8s.io/pause:{pause}"' in t and "SystemdCgroup = \\).*|\\1true|" in t
+    assert f'sandbox = "registry.k8s.io/pause:{pause}"' in t and "SystemdCgroup = true" in t
     assert "swapoff -a" in t and "modprobe br_netfilter" in t and "net.ipv4.ip_forward = 1" in t
     init = text(steps, "install")
     assert f"apiVersion: kubeadm.k8s.io/{api}" in init and "kubernetesVersion: $(kubeadm version -o short)" in init
@@ -281,6 +281,11 @@ class RecordingNode:
         return SimpleNamespace(rc=0, stdout=self.answer(command), stderr="")
 
     def answer(self, command):
+        """`containerd config dump`: the config the plan wrote (a real containerd merges it over its
+        defaults: tests/test_containerd_config.py reads real ones back)."""
+        if command == "containerd config dump":
+            written = [c for c in self.commands if "/etc/containerd/config.toml <<" in c]
+            return written[-1].split("\n", 1)[1].rsplit("\nEOF", 1)[0] if written else ""
         return ""
 
     def put(self, src, dest, mode):
@@ -433,15 +438,15 @@ def test_kubeadm_images_come_from_the_installed_kubeadm(tmp_path):
     assert '"registry.k8s.io/pause:3.10"' in text(plan)
     assert image_facts(cell, None)[1] == "the built-in table (kubeadm is not on a node yet)"
     asks = [s for s in plan if s.asks]
-    assert [s.asks for s in asks] == ["kubeadm_version", "kubeadm_images"]
+    assert [s.asks for s in asks] == ["kubeadm_version", "kubeadm_images", "containerd_version"]
     assert "kubeadm config images list --kubernetes-version $(kubeadm version -o short)" in asks[1].command
     assert plan.index(asks[1]) < next(i for i, s in enumerate(plan) if "sandbox image" in s.why)
     for version, pause, warning in (("v1.32.3", "3.10", None), ("v1.32.9", "3.10.7", "pause:3.10.7")):
         node = KubeadmNode(cell, tmp_path / version, version, listing(version, pause))
         node.artifacts.mkdir()
         get("kubeadm", lab=RegistryOnly()).prepare(node, cell, progress=lambda m: None)
-        config = next(c for c in node.commands if "sandbox_image" in c)
-        assert f'"registry.k8s.io/pause:{pause}"' in config
+        config = next(c for c in node.commands if "/etc/containerd/config.toml <<" in c)
+        assert f'sandbox = "registry.k8s.io/pause:{pause}"' in config
         assert node.facts["kubeadm_version"] == version
         assert node.facts["images_source"] == f"kubeadm {version} on the node"
         assert get("kubeadm").expected_pause(node, cell) == pause  # what the pause suite then expects

@@ -256,7 +256,9 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         steps += [Step("node", ASK_VERSION, "the installed kubeadm's version", asks="kubeadm_version"),
                   Step("node", ASK_IMAGES, "the images the installed kubeadm uses (cross-checked against the table)",
                        asks="kubeadm_images")]
-        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True)
+        choice = self.containerd(cell)
+        expected = choice.version if art is None and choice.source == "release" else None
+        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected)
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps

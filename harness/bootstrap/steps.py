@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +53,8 @@ class Step:
          steps' commands are found among them (see `unfound`).
     asks: the node fact its output answers (e.g. the installed kubeadm's version): run_steps
          records it in node.facts and makes the plan again, so later steps use the node's answer.
+    verify: reads the step's output and says what is wrong with the product (None: nothing); a
+         wrong answer fails the step like a non-zero exit.
     """
 
     where: str
@@ -64,6 +66,7 @@ class Step:
     lab: bool = False
     installs: tuple[str, ...] = ()
     asks: str | None = None
+    verify: Callable[[str], str | None] | None = field(default=None, compare=False)
 
 
 APT_UPDATE = Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)")
@@ -174,7 +177,8 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
             unreachable = _UNREACHABLE.search(text)
             if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
                 raise _failure(step, r.rc, text, unreachable, log)
-            wrong = _missing_installs(node, step) if step.installs else None
+            wrong = step.verify(r.stdout) if step.verify else None
+            wrong = wrong or (_missing_installs(node, step) if step.installs else None)
             if wrong:
                 out.write(f"# check failed: {wrong}\n")
                 raise InfraError(f"bootstrap step `{step.why or step.command[:60]}`: {wrong}",
