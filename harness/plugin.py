@@ -456,6 +456,7 @@ def bootstrapper(cell, request, _archmatrix_pool):
     """The cell's bootstrapper; unless the cluster is given, the node is prepared by it once."""
     b = _the_bootstrapper(cell, request.config, _archmatrix_pool)
     if not _cluster_given(request.config):
+        b.check(cell)  # a cell that cannot run is refused before its node is started
         node = request.getfixturevalue("node")
 
         def prepare():

@@ -28,8 +28,8 @@ def test_plan_per_distro_and_release(distro, k8s, kubectl, pause, run_cli, tmp_p
     text = "\n".join(s.command for s in steps)
     assert "install -y --no-install-recommends containerd runc\n" in text + "\n"
     assert f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then" in text
-    assert f'sandbox_image = \\).*|\\1"10.0.2.2:5000/pause:{pause}"|' in text
-    assert text.endswith(f"ctr -n k8s.io images pull --plain-http 10.0.2.2:5000/pause:{pause}")
+    assert f'sandbox_image = "10.0.2.2:5000/pause:{pause}"' in text and "version = 2\n" in text
+    assert text.endswith(f"containerd config dump\nctr -n k8s.io images pull --plain-http 10.0.2.2:5000/pause:{pause}")
     m = tmp_path / "m.yaml"
     m.write_text(f"axes: {{arch: [s390x], distro: [{distro}], kubernetes: ['{k8s}'], bootstrapper: [distro], "
                  f"provider: [qemu]}}\n")

@@ -142,8 +142,8 @@ def test_reference_parsing():
 
 
 def test_sandbox_image_check_on_containerds_real_config(tmp_path):
-    """containerd's own default config names another pause than the release's; the edit every
-    bootstrapper runs (bootstrap/containerd.py) makes it the release's."""
+    """containerd's own default config names another pause than the release's; the config every
+    bootstrapper writes (bootstrap/containerd.py) makes it the release's, as containerd reads it back."""
     import re
 
     from conftest import need
@@ -159,9 +159,13 @@ def test_sandbox_image_check_on_containerds_real_config(tmp_path):
     default = configured()
     v = images.check_sandbox_image("containerd's default", default, "3.10")
     assert not v.ok and v.message == f"containerd's default: expected sandbox image pause:3.10, found {default}"
-    edit = containerd.steps("registry.k8s.io/pause:3.10")[1].command.replace(containerd.CONFIG, str(cfg))
-    subprocess.run(["sh", "-c", edit], check=True)
-    assert images.check_sandbox_image("edited", configured(), "3.10").ok
+    version = subprocess.run(["containerd", "--version"], capture_output=True, text=True, check=True).stdout
+    steps = containerd.steps("registry.k8s.io/pause:3.10", facts={"containerd_version": version})
+    write = next(s for s in steps if containerd.CONFIG in s.command)
+    subprocess.run(["sh", "-c", write.command.replace(containerd.CONFIG, str(cfg))], check=True)
+    dump = subprocess.run(["containerd", "--config", str(cfg), "config", "dump"], capture_output=True, text=True,
+                          check=True).stdout
+    assert images.check_sandbox_image("written", containerd.in_use(dump)["sandbox"], "3.10").ok
 
 
 def test_sandbox_image_check():

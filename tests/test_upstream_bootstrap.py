@@ -1,10 +1,12 @@
 """kubeadm on a real emulated amd64 node, as far as this machine allows (no Kubernetes server
-binary exists here): the online path fails fast, naming the pkgs.k8s.io URL it could not reach
-(a closed port on the host's loopback stands in for the unreachable repository, so nothing
-leaves the machine); the air-gapped path copies the artifacts' binaries to the node, pushes
-their image tarballs to the harness registry and the node's containerd pulls its sandbox image
-from there; `kubeadm init` is refused with the missing binaries named; the API tunnel is a real
-SSH forward through the node's ControlMaster."""
+binary exists here): the online path fails fast, naming the containerd release URL it could not
+reach (a closed port on the host's loopback stands in for GitHub's release downloads and
+pkgs.k8s.io, so nothing leaves the machine); an air-gapped cell without kubeadm is refused before
+any step runs; with stand-in kubeadm and kubelet scripts (named as such: no real one exists here)
+the air-gapped path copies the artifacts' binaries to the node, asks the installed kubeadm for its
+version and images, pushes the image tarballs to the harness registry and the node's containerd
+pulls its sandbox image from there; the API tunnel is a real SSH forward through the node's
+ControlMaster."""
 import shutil
 import socket
 import time
@@ -38,27 +40,43 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
     shutil.move(docker_archive(tmp_path, p, "registry.k8s.io/pause:3.10"), art / "amd64/images")
 
     cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
+    listing = "\n".join(cell.release.images(patch="v1.32.0").values())
     lab = Lab()
     node = qemu.QemuProvider(progress=print).provision(cell, tmp_path / "node")
-    base = f"http://10.0.2.2:{free_port()}/pkgs"
+    closed = f"http://10.0.2.2:{free_port()}"
+    base = f"{closed}/pkgs"
     try:
-        # 1. online, repository unreachable: the failing step ends in seconds, with the URL named
+        # 1. online, downloads unreachable: the failing step ends in seconds, with the URL named
         steps = []
         t0 = time.monotonic()
         with pytest.raises(InfraError) as e:
-            get("kubeadm", Options(package_base=base), lab).prepare(node, cell, progress=steps.append)
+            get("kubeadm", Options(package_base=base, release_base=closed), lab).prepare(node, cell,
+                                                                                      progress=steps.append)
         print(f"online prepare failed after {time.monotonic() - t0:.1f} s: {e.value}")
         log = (tmp_path / "node" / "bootstrap.log").read_text()
-        key_step = log[log.index("Release.key"):]
+        key_step = log[log.index("containerd-"):]
         failed_in = float(key_step.split("(exit ")[1].split(", ")[1].split(" s)")[0])
-        assert str(e.value).startswith(f"the node cannot reach {base}/core:/stable:/v1.32/deb/ (curl: (7)")
+        assert str(e.value).startswith(f"the node cannot reach {closed}/containerd/containerd/releases/download/v")
+        assert "(curl: (7)" in str(e.value)
         assert e.value.retryable is False and failed_in < 15, failed_in
         assert node.run("swapon --show").stdout.strip() == ""  # the steps before it did run
         assert node.run("lsmod").stdout.count("br_netfilter") >= 1
         assert node.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
 
-        # 2. air-gapped: binaries copied, images served by the harness registry, pulled by the node
+        # 2. air-gapped without kubeadm: refused before any step runs (the log does not grow)
         b = get("kubeadm", Options(artifacts=art), lab)
+        before = (tmp_path / "node" / "bootstrap.log").read_text()
+        with pytest.raises(InfraError, match=r"kubeadm init cannot run: .*amd64/bin has no kubeadm, kubelet"):
+            b.prepare(node, cell, progress=print)
+        assert (tmp_path / "node" / "bootstrap.log").read_text() == before
+
+        # 3. air-gapped with stand-ins: binaries copied, kubeadm asked, images from the harness registry
+        (art / "amd64/bin/kubeadm").write_text(
+            "#!/bin/sh\necho \"archmatrix stand-in for kubeadm $*\" >&2\ncase \"$*\" in\n"
+            "  'version -o short') echo v1.32.0 ;;\n"
+            f"  'config images list --kubernetes-version v1.32.0') printf '%s\\n' {listing.replace(chr(10), ' ')} ;;\n"
+            "  *) echo 'a stand-in cannot do this' >&2; exit 1 ;;\nesac\n")
+        (art / "amd64/bin/kubelet").write_text("#!/bin/sh\necho 'archmatrix stand-in for kubelet' >&2\nexit 1\n")
         b.prepare(node, cell, progress=print)
         reg = lab.node_registry(cell.release.pause)
         sandbox = f"10.0.2.2:{reg.host.rsplit(':', 1)[1]}/pause:3.10"
@@ -74,10 +92,13 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         assert ref == sandbox and (config["os"], config["architecture"]) == ("linux", "amd64"), config
         assert node.run("systemctl is-enabled kubelet").stdout.strip() == "enabled"
         assert node.facts["bootstrap"] == "kubeadm (artifacts)"
-        with pytest.raises(InfraError, match=r"kubeadm init cannot run: .*amd64/bin has no kubeadm, kubelet"):
-            b.install(node, cell)
+        assert node.facts["kubeadm_version"] == "v1.32.0" and node.facts["images_source"] == "kubeadm v1.32.0 on the node"
+        assert "images_warning" not in node.facts
+        with pytest.raises(InfraError, match=r"kubeadm init"):
+            b.install(node, cell)  # the stand-in cannot init: the first step that needs a real kubeadm
+        assert "archmatrix stand-in for kubeadm init --config" in (tmp_path / "node" / "bootstrap.log").read_text()
 
-        # 3. the API tunnel: a local forward through the node's ControlMaster reaches its loopback
+        # 4. the API tunnel: a local forward through the node's ControlMaster reaches its loopback
         port = node.forward(22)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             assert s.recv(64).startswith(b"SSH-2.0-OpenSSH")

@@ -37,7 +37,7 @@ def test_kubeadm_plan_per_family_and_minor(distro, k8s, api, pause):
     assert f"{repo}Release.key" in t
     assert f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo} /" in t
     assert "install -y kubelet kubeadm kubectl" in t and "apt-mark hold kubelet kubeadm kubectl" in t
-    assert f'"registry.k8s.io/pause:{pause}"' in t and "SystemdCgroup = \\).*|\\1true|" in t
+    assert f'sandbox = "registry.k8s.io/pause:{pause}"' in t and "SystemdCgroup = true" in t
     assert "swapoff -a" in t and "modprobe br_netfilter" in t and "net.ipv4.ip_forward = 1" in t
     init = text(steps, "install")
     assert f"apiVersion: kubeadm.k8s.io/{api}" in init and "kubernetesVersion: $(kubeadm version -o short)" in init
@@ -263,3 +263,240 @@ def test_plan_cli_for_each_bootstrapper(run_cli, tmp_path, artifacts_dir):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not a directory laid out" in out.stderr
     out = run_cli("plan", "arm64-debian13-v1.32-k3s-qemu", "--matrix", str(m), "--k3s-version", "v1.30.1+k3s1")
     assert out.returncode == 2 and "Traceback" not in out.stderr and "is not a 1.32 release" in out.stderr
+
+
+# ---- check() before prepare(): a cell that cannot run is refused before anything is installed ----
+
+class RecordingNode:
+    """The node side of prepare() for tests of what a plan does in which order: every command is
+    recorded (and succeeds); nothing is installed anywhere. Real nodes run the same steps in
+    tests/test_distro_bootstrap.py."""
+
+    def __init__(self, cell, tmp_path):
+        self.cell, self.artifacts, self.facts, self.commands = cell, tmp_path, {}, []
+
+    def run(self, command, *args):
+        self.commands.append(command)
+        from types import SimpleNamespace
+        return SimpleNamespace(rc=0, stdout=self.answer(command), stderr="")
+
+    def answer(self, command):
+        """`containerd config dump`: the config the plan wrote (a real containerd merges it over its
+        defaults: tests/test_containerd_config.py reads real ones back)."""
+        if command == "containerd config dump":
+            written = [c for c in self.commands if "/etc/containerd/config.toml <<" in c]
+            return written[-1].split("\n", 1)[1].rsplit("\nEOF", 1)[0] if written else ""
+        return ""
+
+    def put(self, src, dest, mode):
+        self.commands.append(f"put {dest}")
+
+
+class RegistryOnly:
+    """The run's Lab as prepare() sees it: a registry address (no registry is contacted)."""
+
+    def node_registry(self, pause, progress=print):
+        from types import SimpleNamespace
+        return SimpleNamespace(host="127.0.0.1:5000")
+
+
+def test_refused_cells_install_nothing(tmp_path):
+    """A join cell (no second node) and an offline k3s cell without its binary are refused by
+    prepare() itself, before any step runs: their bootstrap log has no apt step (issue #16 item 8)."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    (tmp_path / "a" / "s390x" / "bin").mkdir(parents=True)
+    for b, cell, refusal in (
+            (get("kubeadm", lab=RegistryOnly()), matrix.cells_for(m)[0], "need a second node"),
+            (get("k3s", Options(artifacts=tmp_path / "a"), lab=RegistryOnly()),
+             Cell("s390x", "debian12", "1.32", "k3s", "qemu"), "has no k3s")):
+        node = RecordingNode(cell, tmp_path / b.name)
+        node.artifacts.mkdir()
+        with pytest.raises(InfraError, match=refusal):
+            b.prepare(node, cell, progress=lambda m: None)
+        log = node.artifacts / "bootstrap.log"
+        assert node.commands == [] and not (log.exists() and "apt-get" in log.read_text())
+    # the same node for a cell that can run does get its apt steps (the recorder records)
+    ok = Cell("s390x", "debian12", "1.32", "kubeadm", "qemu")
+    node = RecordingNode(ok, tmp_path / "ok")
+    node.artifacts.mkdir()
+    get("kubeadm", lab=RegistryOnly()).prepare(node, ok, progress=lambda m: None)
+    assert any("apt-get" in c for c in node.commands) and "apt-get" in (node.artifacts / "bootstrap.log").read_text()
+
+
+# ---- every command a plan runs is found the way the plan runs it (issue #16 item 1) -------------
+
+def airgap_root(tmp_path):
+    """A real --artifacts layout for arm64 with every binary and the snap each plan may install."""
+    root = tmp_path / "art"
+    (root / "arm64" / "bin").mkdir(parents=True)
+    (root / "arm64" / "snap").mkdir()
+    for n in ("kubeadm", "kubelet", "kubectl", "k3s"):
+        (root / "arm64" / "bin" / n).write_bytes(b"\x7fELF")
+    (root / "arm64" / "snap" / "microk8s_1.snap").write_bytes(b"hsqs")
+    (root / "arm64" / "snap" / "microk8s_1.assert").write_text("type: snap-declaration\n")
+    return root
+
+
+@pytest.mark.parametrize("bootstrapper", ["distro", "kubeadm", "microk8s", "k3s"])
+@pytest.mark.parametrize("distro", ["debian12", "debian13", "ubuntu2404"])
+@pytest.mark.parametrize("offline", [False, True], ids=["online", "artifacts"])
+def test_every_command_is_found_as_the_plan_runs_it(bootstrapper, distro, offline, tmp_path):
+    """Each node command's first word (and every $(...)'s) is a shell builtin, an absolute path,
+    or on the non-login PATH of the node transport (steps.NODE_PATH, read on real nodes by
+    tests/test_node_path.py) in the base image or put there by an earlier step of the plan."""
+    from harness.bootstrap.steps import unfound
+
+    opts = Options(artifacts=airgap_root(tmp_path)) if offline else Options()
+    if offline and bootstrapper == "distro":
+        pytest.skip("the distro bootstrapper has no air-gapped variant (it installs from the distro mirror)")
+    steps = get(bootstrapper, opts).plan(Cell("arm64", distro, "1.32", bootstrapper, "qemu"), "127.0.0.1:5000")
+    assert unfound(steps) == []
+
+
+def test_unfound_names_what_a_non_login_shell_cannot_find():
+    """The checker fails real defects: MicroK8s by bare name (on /snap/bin, a login shell's PATH
+    only), curl before the step that installs it; and passes them once fixed."""
+    from harness.bootstrap.steps import APT_UPDATE, Step, unfound
+
+    snap = Step("node", "snap install microk8s --classic", "microk8s", installs=("/snap/bin/microk8s",))
+    apt = Step("node", "apt-get install -y snapd", "snapd", installs=("/usr/bin/snap",))
+    bare = Step("node", "microk8s status --wait-ready", "ready")
+    assert unfound([APT_UPDATE, apt, snap, bare]) == [
+        "microk8s: not found on the node's PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin) by "
+        "`microk8s status --wait-ready` (ready)"]
+    assert unfound([APT_UPDATE, apt, snap, Step("node", "/snap/bin/microk8s status", "ready")]) == []
+    assert unfound([Step("node", "x=$(curl -fsSL u) && echo $x", "key")])[0].startswith("curl: not found")
+    assert unfound([Step("node", "apt-get install -y curl", "curl", installs=("/usr/bin/curl",)),
+                    Step("node", "x=$(curl -fsSL u) && echo $x", "key")]) == []
+    assert unfound([apt, snap, Step("node", "/snap/bin/other", "x")]) == ["/snap/bin/other: not found by `/snap/bin/other` (x)"]
+
+
+# ---- waits scaled by the node's accelerator and boot time (issue #16 item 7) --------------------
+
+def kubeadm_init_config(steps):
+    body = next(s.command for s in steps if "kubeadm.yaml <<" in s.command)
+    return list(yaml.safe_load_all(body.split("\n", 1)[1].rsplit("\nEOF", 1)[0]))
+
+
+@pytest.mark.parametrize("facts,factor", [(None, 1), ({"accelerator": "kvm", "boot_seconds": 9}, 1),
+                                          ({"accelerator": "tcg", "boot_seconds": 12}, 3),
+                                          ({"accelerator": "tcg", "boot_seconds": 95}, 10),
+                                          ({"accelerator": "tcg", "boot_seconds": 4000}, 20)])
+def test_waits_scale_with_the_node(facts, factor):
+    """kubeadm v1beta4 `timeouts` (4m control plane and kubelet), v1beta3's timeoutForControlPlane,
+    MicroK8s `status --wait-ready --timeout` and k3s' Ready poll grow with the node's measured
+    slowdown under TCG, and are upstream's own on KVM/hardware or with no node facts."""
+    from harness.bootstrap import timeouts
+
+    assert timeouts.factor(facts) == factor
+    cell = Cell("s390x", "debian12", "1.32", "kubeadm", "qemu")
+    init = kubeadm_init_config(get("kubeadm").plan(cell, facts=facts))[0]
+    minutes = f"{4 * factor}m0s"
+    assert init["timeouts"] == {"controlPlaneComponentHealthCheck": minutes, "kubeletHealthCheck": minutes,
+                                "kubernetesAPICall": f"{factor}m0s", "etcdAPICall": f"{2 * factor}m0s"}
+    old = kubeadm_init_config(get("kubeadm").plan(Cell("s390x", "debian12", "1.30", "kubeadm", "qemu"), facts=facts))
+    assert old[1]["apiServer"]["timeoutForControlPlane"] == minutes and "timeouts" not in old[0]
+    assert f"--timeout={300 * factor}s" in text(get("kubeadm").plan(cell, facts=facts), "install")
+    mk = text(get("microk8s").plan(Cell("s390x", "debian12", "1.32", "microk8s", "qemu"), facts=facts), "install")
+    assert f"/snap/bin/microk8s status --wait-ready --timeout {600 * factor}" in mk
+    k3s = text(get("k3s").plan(Cell("s390x", "debian12", "1.32", "k3s", "qemu"), facts=facts), "install")
+    assert f"for i in $(seq {300 * factor}); do k3s kubectl get nodes" in k3s
+
+
+# ---- images from the installed kubeadm, cross-checked against the table (issue #16 item 3) ------
+
+def listing(version, pause, etcd="3.5.16-0", coredns="v1.11.3"):
+    """What `kubeadm config images list --kubernetes-version <version>` prints."""
+    return "\n".join([f"registry.k8s.io/kube-{c}:{version}" for c in
+                      ("apiserver", "controller-manager", "scheduler", "proxy")] +
+                     [f"registry.k8s.io/coredns/coredns:{coredns}", f"registry.k8s.io/pause:{pause}",
+                      f"registry.k8s.io/etcd:{etcd}"]) + "\n"
+
+
+class KubeadmNode(RecordingNode):
+    """A recording node whose kubeadm answers the plan's questions as a real one would."""
+
+    def __init__(self, cell, tmp_path, version, images):
+        super().__init__(cell, tmp_path)
+        self.answers = {"kubeadm version -o short": version + "\n",
+                        "kubeadm config images list": images}
+
+    def answer(self, command):
+        return next((a for q, a in self.answers.items() if command.startswith(q)), None) or super().answer(command)
+
+
+def test_kubeadm_images_come_from_the_installed_kubeadm(tmp_path):
+    """Once kubeadm is on the node, the sandbox image is the pause it lists for its own version; a
+    difference from the table is a warning naming both, recorded on the cell; without a node the
+    plan says it used the table."""
+    from harness.bootstrap.kubeadm import image_facts
+
+    cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
+    plan = get("kubeadm").plan(cell)
+    assert '"registry.k8s.io/pause:3.10"' in text(plan)
+    assert image_facts(cell, None)[1] == "the built-in table (kubeadm is not on a node yet)"
+    asks = [s for s in plan if s.asks]
+    assert [s.asks for s in asks] == ["kubeadm_version", "kubeadm_images", "containerd_version"]
+    assert "kubeadm config images list --kubernetes-version $(kubeadm version -o short)" in asks[1].command
+    assert plan.index(asks[1]) < next(i for i, s in enumerate(plan) if "sandbox image" in s.why)
+    for version, pause, warning in (("v1.32.3", "3.10", None), ("v1.32.9", "3.10.7", "pause:3.10.7")):
+        node = KubeadmNode(cell, tmp_path / version, version, listing(version, pause))
+        node.artifacts.mkdir()
+        get("kubeadm", lab=RegistryOnly()).prepare(node, cell, progress=lambda m: None)
+        config = next(c for c in node.commands if "/etc/containerd/config.toml <<" in c)
+        assert f'sandbox = "registry.k8s.io/pause:{pause}"' in config
+        assert node.facts["kubeadm_version"] == version
+        assert node.facts["images_source"] == f"kubeadm {version} on the node"
+        assert get("kubeadm").expected_pause(node, cell) == pause  # what the pause suite then expects
+        if warning is None:
+            assert "images_warning" not in node.facts
+        else:
+            assert node.facts["images_warning"] == (
+                f"kubeadm {version} on the node lists pause:3.10.7, the built-in table says pause:3.10 "
+                f"for {version}: using kubeadm's")
+
+
+# ---- containerd for kubeadm cells from upstream.containerd_for (issue #16 item 4) ---------------
+
+@pytest.mark.parametrize("arch,distro,k8s", [("amd64", "debian12", "1.36"), ("s390x", "debian13", "1.32"),
+                                             ("ppc64le", "ubuntu2404", "1.37")])
+def test_kubeadm_containerd_comes_from_containerd_for(arch, distro, k8s):
+    """The runtime step installs the containerd upstream.containerd_for picks, says why, verifies
+    the release tarball against the .sha256sum containerd publishes beside it, and installs the
+    runc that containerd tag is tested with (runc.sha256sum verified); the CNI plugins come with
+    kubelet (kubernetes-cni)."""
+    from harness.matrix import kube_versions, upstream
+
+    cell = Cell(arch, distro, k8s, "kubeadm", "qemu")
+    choice = upstream.containerd_for(cell.release, cell.os, arch)
+    steps = get("kubeadm").plan(cell)
+    runtime = [s for s in steps if choice.reason in s.why]
+    assert runtime, f"no step says why this containerd: {choice.reason}"
+    t = text(steps)
+    if choice.source == "release":
+        name = f"containerd-{choice.version}-linux-{arch}.tar.gz"
+        assert choice.url.endswith("/" + name) and f"{choice.url}.sha256sum" in t
+        assert f"sha256sum -c {name}.sha256sum && tar Cxzf /usr/local {name}" in t
+        runc = f"https://github.com/opencontainers/runc/releases/download/{choice.runc}/runc.{arch}"
+        assert runc in t and f"grep ' runc.{arch}$' runc.sha256sum | sha256sum -c" in t
+        assert f"install -m 755 runc.{arch} /usr/local/sbin/runc" in t
+        assert "ExecStart=/usr/local/bin/containerd" in t and " containerd runc " not in t
+        assert runtime[0].url == choice.url and "/usr/local/bin/containerd" in runtime[0].installs
+    else:
+        assert choice.source == "distro" and "install -y --no-install-recommends containerd runc" in t
+    assert "install -y kubelet kubeadm kubectl" in t  # kubelet depends on kubernetes-cni (/opt/cni/bin)
+    mirrored = text(get("kubeadm", Options(release_base="http://10.0.2.2:9")).plan(cell))
+    if choice.source == "release":
+        assert "github.com" not in mirrored and choice.url.replace("https://github.com", "http://10.0.2.2:9") in mirrored
+
+
+def test_kubeadm_refuses_an_arch_without_a_containerd():
+    from harness.matrix import upstream
+
+    cell = Cell("arm", "debian12", "1.36", "kubeadm", "qemu")
+    choice = upstream.containerd_for(cell.release, cell.os, "arm")
+    assert choice.source is None
+    with pytest.raises(InfraError, match="no containerd that Kubernetes 1.36 supports for arm"):
+        get("kubeadm").check(cell)

@@ -36,6 +36,10 @@ class Options:
     artifacts: Path | None = None  # --artifacts DIR: air-gapped binaries, images, snaps
     package_base: str | None = None  # --package-base URL: a mirror of pkgs.k8s.io (kubeadm)
     k3s_version: str | None = None  # --k3s-version v1.32.3+k3s1 (default: the minor's channel)
+    # a mirror of GitHub's release downloads in their layout (<base>/<owner>/<repo>/releases/download/...):
+    # containerd's and runc's release assets and flannel's manifest (kubeadm); tests point it at a
+    # closed loopback port, a rehearsal at its stand-ins
+    release_base: str | None = None
 
 
 class Bootstrapper:
@@ -51,8 +55,15 @@ class Bootstrapper:
     def binaries(self, cell: Cell) -> list[Binary]:
         return []
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
-        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`)."""
+    def check(self, cell: Cell) -> None:
+        """Refuse what cannot work for this cell (a join cell without its second node, a missing
+        air-gapped binary) with an InfraError, before a node is started or anything is installed:
+        the plugin calls it before it asks for the node, and prepare() before its first step."""
+
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
+        """Every command this bootstrapper runs for the cell, in order (`archmatrix plan CELL`).
+        facts: the node's (accelerator, boot_seconds, what it answered): None before there is one."""
         return []
 
     def prepare(self, node, cell: Cell, progress=print) -> None:

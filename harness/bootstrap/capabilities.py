@@ -23,6 +23,10 @@ class ConfiguresRuntime(abc.ABC):
     def pulled_sandbox_config(self, node, cell: Cell) -> tuple[str | None, dict]:
         """(reference, image config) of the sandbox image as the runtime holds it ({}: not pulled)."""
 
+    def expected_pause(self, node, cell: Cell) -> str | None:
+        """The pause tag the runtime should be configured with: the release's, from the table."""
+        return cell.release.pause
+
 
 class BringsUpCluster(abc.ABC):
     """Brings a cluster up on the prepared node (kubetest2's `Up`): the cluster suites ask for it."""

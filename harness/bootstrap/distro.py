@@ -9,6 +9,7 @@ Debian 12 ships containerd 1.6, runc and kubernetes-client (kubectl 1.20); Debia
 from __future__ import annotations
 
 from ..common.errors import InfraError
+from ..matrix import upstream
 from ..matrix.cells import Cell
 from ..services import noderegistry
 from . import containerd
@@ -34,7 +35,8 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
     def sandbox_ref(self, cell: Cell, registry_host: str) -> str:
         return f"{noderegistry.guest_host(registry_host)}/pause:{cell.release.pause}"
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         ref = self.sandbox_ref(cell, registry_host)
         gateway = ref.split("/", 1)[0]
         kubectl = KUBECTL_PACKAGE.get(cell.os.release, "kubectl")
@@ -44,12 +46,14 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
                               "use this mirror", lab=True))
         return steps + [
             APT_UPDATE,
-            Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro"),
+            Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro",
+                 installs=containerd.PROGRAMS),
             # not every release packages kubectl for every arch (bookworm has no kubernetes-client for ppc64el)
             Step("node", f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then {APT} install -y "
                          f"--no-install-recommends {kubectl}; else echo '{NOT_PACKAGED}'; fi",
                  "kubectl from the distro, where it is packaged for this arch"),
-            *containerd.steps(ref, plain_http=gateway),
+            *containerd.steps(ref, plain_http=gateway, facts=facts,
+                              expected=upstream.DISTRO_CONTAINERD.get(cell.os.release)),
             Step("node", f"ctr -n k8s.io images pull --plain-http {ref}", "the node's runtime pulls the pause image"),
         ]
 
@@ -58,7 +62,8 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
             raise InfraError(f"bootstrapper distro needs a node on QEMU user networking to reach the harness "
                              f"registry (provider {cell.provider} is not)", retryable=False)
         reg = self.node_registry(cell, progress)
-        run_steps(node, self.plan(cell, reg.host), node.artifacts / "bootstrap.log", progress, "distro")
+        run_steps(node, lambda facts: self.plan(cell, reg.host, facts), node.artifacts / "bootstrap.log", progress,
+                  "distro")
         node.facts["bootstrap"] = "distro"
         if node.run("command -v kubectl").rc != 0:
             pkg = KUBECTL_PACKAGE.get(cell.os.release, "kubectl")

@@ -10,11 +10,16 @@ import yaml
 
 from ..common.errors import InfraError, UserError
 from ..matrix.cells import Cell
+from . import timeouts
 from .base import Binary
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
 INSTALL = "https://get.k3s.io"
+# where the install script puts k3s (k3s-io/k3s install.sh setup_env: BIN_DIR=/usr/local/bin unless
+# INSTALL_K3S_BIN_DIR or a read-only /usr/local/bin), as the
+# air-gapped path does; on the node transport's PATH (steps.NODE_PATH)
+K3S = "/usr/local/bin/k3s"
 UNIT = """[Unit]
 Description=Lightweight Kubernetes
 Documentation=https://k3s.io
@@ -58,21 +63,22 @@ class K3sBootstrapper(PlannedBootstrapper):
         if art is not None and art.missing(("k3s",)):
             raise InfraError(f"k3s offline: --artifacts {art.dir}/bin has no k3s", retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         steps = [APT_UPDATE]
         if art is None or "k3s" not in art.binaries():
             steps += [
-                Step("node", f"{APT} install -y --no-install-recommends curl ca-certificates", "curl for the script"),
+                Step("node", f"{APT} install -y --no-install-recommends curl ca-certificates", "curl for the script", installs=("/usr/bin/curl",)),
                 Step("node", f"curl -sfL --connect-timeout 10 -o /tmp/k3s-install.sh {INSTALL} && {self.pin(cell)} "
                              f"INSTALL_K3S_SKIP_START=true sh /tmp/k3s-install.sh",
-                     f"k3s ({self.pin(cell)}) by its install script", url=INSTALL),
+                     f"k3s ({self.pin(cell)}) by its install script", url=INSTALL, installs=(K3S,)),
             ]
         else:
             k3s = art.binaries()["k3s"]
             steps += [
                 Step("host", f"copy {k3s} -> node:/usr/local/bin/k3s", "k3s from the artifacts",
-                     copy=(str(k3s), "/usr/local/bin/k3s", "0755")),
+                     copy=(str(k3s), K3S, "0755")),
                 Step("node", "ln -sf k3s /usr/local/bin/kubectl && ln -sf k3s /usr/local/bin/crictl",
                      "kubectl and crictl links, as the install script makes them"),
                 Step("node", heredoc("/etc/systemd/system/k3s.service", UNIT), "k3s' systemd unit"),
@@ -86,7 +92,8 @@ class K3sBootstrapper(PlannedBootstrapper):
                               "images from the harness registry"))
         return steps + [
             Step("node", "systemctl daemon-reload && systemctl enable --now k3s", "k3s server", phase="install"),
-            Step("node", "for i in $(seq 300); do k3s kubectl get nodes 2>/dev/null | grep -q ' Ready' && exit 0; "
+            Step("node", f"for i in $(seq {timeouts.seconds(timeouts.CLUSTER_READY, facts) // 2}); do "
+                         "k3s kubectl get nodes 2>/dev/null | grep -q ' Ready' && exit 0; "
                          "sleep 2; done; k3s kubectl get nodes; exit 1", "node Ready", phase="install"),
             self.kubeconfig_step(),
         ]

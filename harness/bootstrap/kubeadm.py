@@ -24,13 +24,15 @@ import yaml
 
 from ..binaries.release import STATIC
 from ..common.errors import InfraError, UserError
+from ..matrix import upstream
 from ..matrix.cells import Cell
-from . import containerd
+from . import containerd, timeouts
 from .base import VERSION_ARGS, Binary
 from .capabilities import Joins
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
+GITHUB = "https://github.com"  # release downloads: <GITHUB>/<owner>/<repo>/releases/download/...
 PKGS = "https://pkgs.k8s.io"  # --package-base replaces it (a mirror); the path below is upstream's
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 CURL = "curl -fsSL --connect-timeout 10 --retry 0"
@@ -42,7 +44,15 @@ CONFIG = "/root/kubeadm.yaml"
 # kubernetesVersion: the installed kubeadm's own, asked on the node when the config is written (the
 # heredoc expands it), so the cluster is the version of the binaries under test, whatever the patch
 INSTALLED_VERSION = "$(kubeadm version -o short)"
+# The images come from that kubeadm too, once it is on the node (kubernetes.io "kubeadm config":
+# `kubeadm config images list --kubernetes-version`; with the version given it asks no network);
+# the table (matrix/kube_versions.py) is cross-checked against them, and used only without a node.
+ASK_VERSION = "kubeadm version -o short"
+ASK_IMAGES = f"kubeadm config images list --kubernetes-version {INSTALLED_VERSION}"
 NEEDS = ("kubeadm", "kubelet", "kubectl")  # what an air-gapped kubeadm node needs from the artifacts
+# where pkgs.k8s.io's packages put them: %{_bindir} (kubernetes/release
+# cmd/krel/templates/latest/{kubeadm,kubelet,kubectl}/*.spec, built into debs with debbuild)
+PACKAGED = tuple(f"/usr/bin/{n}" for n in NEEDS)
 # kubelet's unit and kubeadm's drop-in, as the kubelet/kubeadm debs install them
 # (kubernetes/release cmd/krel/templates/latest/kubelet/kubelet.service, kubeadm/10-kubeadm.conf)
 KUBELET_UNIT = """[Unit]
@@ -56,6 +66,29 @@ ExecStart=/usr/local/bin/kubelet
 Restart=always
 StartLimitInterval=0
 RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+"""
+# containerd's own unit for its release tarball (containerd.service at tag v2.3.4, comments dropped;
+# docs/getting-started.md puts it in /usr/local/lib/systemd/system)
+CONTAINERD_UNIT = """[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target dbus.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
 
 [Install]
 WantedBy=multi-user.target
@@ -76,6 +109,39 @@ def repo_url(minor: str, base: str = PKGS, family: str = "debian") -> str:
     if kind is None:
         raise InfraError(f"kubeadm: no package repository layout for distro family '{family}'", retryable=False)
     return f"{base.rstrip('/')}/core:/stable:/v{minor}/{kind}/"
+
+
+def listed_images(text: str) -> dict[str, str]:
+    """`kubeadm config images list` output -> image name (without registry) -> tag:
+    registry.k8s.io/coredns/coredns:v1.11.3 -> {"coredns": "v1.11.3"}."""
+    out = {}
+    for line in text.split():
+        path, _, tag = line.rpartition(":")
+        if path and "/" in path:
+            out[path.rsplit("/", 1)[1]] = tag
+    return out
+
+
+def image_facts(cell: Cell, facts: dict | None) -> tuple[dict[str, str], str, str | None]:
+    """(image name -> tag, where they came from, the warning when kubeadm on the node and the
+    table disagree). kubeadm's own listing wins once the node has answered (Step.asks)."""
+    facts = facts or {}
+    table = {}
+    listed = listed_images(facts.get("kubeadm_images", ""))
+    version = facts.get("kubeadm_version") or None
+    if cell.release.in_table:
+        img = cell.release.images_at(version if listed else None)
+        table = {"pause": img.pause, "etcd": img.etcd, "coredns": img.coredns}
+    if not listed:
+        return table, "the built-in table (kubeadm is not on a node yet)", None
+    wrong = [(f"{n}:{listed.get(n)}", f"{n}:{t}") for n, t in table.items() if listed.get(n) != t]
+    warning = None
+    if wrong:
+        warning = (f"kubeadm {version} on the node lists {', '.join(k for k, _ in wrong)}, the built-in table says "
+                   f"{', '.join(t for _, t in wrong)} for {version}: using kubeadm's")
+    elif not cell.release.in_table:
+        warning = f"kubernetes {cell.release.minor} is not in the built-in table: images from kubeadm {version} only"
+    return listed, f"kubeadm {version} on the node", warning
 
 
 def config_api(minor: str) -> str:
@@ -100,7 +166,14 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         """registry.k8s.io, or the harness registry (as the node sees it) when images come from artifacts."""
         return self.registry_mirror(registry_host) or "registry.k8s.io"
 
+    def containerd(self, cell: Cell) -> upstream.ContainerdChoice:
+        """The containerd this cell's release supports, and where it comes from (matrix/upstream.py)."""
+        return upstream.containerd_for(cell.release, cell.os, cell.arch)
+
     def check(self, cell: Cell) -> None:
+        choice = self.containerd(cell)
+        if choice.source is None and self.artifacts(cell) is None:
+            raise InfraError(f"kubeadm: {choice.reason}", retryable=False)
         if cell.control_plane:
             raise InfraError("kubeadm join cells are planned (archmatrix plan) but not run by this version: "
                              "they need a second node for the control plane", retryable=False)
@@ -109,23 +182,36 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             raise InfraError(f"kubeadm init cannot run: --artifacts {art.dir}/bin has no "
                              f"{', '.join(art.missing(('kubeadm', 'kubelet')))}", retryable=False)
 
+    def expected_pause(self, node, cell: Cell) -> str | None:
+        """The pause the installed kubeadm lists (the table's only before it answered)."""
+        return image_facts(cell, node.facts)[0].get("pause")
+
+    def prepare(self, node, cell: Cell, progress=print) -> None:
+        super().prepare(node, cell, progress)
+        _, node.facts["images_source"], warning = image_facts(cell, node.facts)
+        if warning:
+            node.facts["images_warning"] = warning
+            progress(f"kubeadm: warning: {warning}")
+
     # ---- the plan --------------------------------------------------------------------------
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         if cell.control_plane:
             cp = cell.control_plane_cell()
             return ([replace(s, where="control-plane") for s in self.plan(cp, registry_host)]
                     + self.join_plan(cell, registry_host))
-        return self.node_plan(cell, registry_host) + self.init_plan(cell, registry_host)
+        return self.node_plan(cell, registry_host, facts) + self.init_plan(cell, registry_host, facts)
 
-    def node_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+    def node_plan(self, cell: Cell, registry_host: str, facts: dict | None = None) -> list[Step]:
         """Everything before `kubeadm init|join` on a Linux node."""
         if cell.os.os != "linux":
             raise UserError(f"kubeadm: {cell.distro} nodes join a Linux control plane; "
                             f"add a control_plane: rule for them to matrix.yaml")
         art = self.artifacts(cell)
         repo = self.image_repository(cell, registry_host)
-        sandbox = f"{repo}/pause:{cell.release.pause}"
+        pause = image_facts(cell, facts)[0].get("pause", "<the pause kubeadm on the node lists>")
+        sandbox = f"{repo}/pause:{pause}"
         steps = [
             Step("node", "swapoff -a && sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab",
                  "swap off (kubelet refuses to start with swap on by default)"),
@@ -138,23 +224,23 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         ]
         if art is None:
             url = repo_url(cell.release.minor, self.options.package_base or PKGS, cell.os.family)
-            steps += [
-                Step("node", f"{APT} install -y --no-install-recommends containerd runc apt-transport-https "
-                             f"ca-certificates curl gpg", "runtime from the distro; curl and gpg for the repository key"),
+            steps += self.runtime_plan(cell) + [
+
                 Step("node", f"mkdir -p -m 755 /etc/apt/keyrings && {CURL} -o /tmp/kubernetes-release.key "
                              f"{url}Release.key && gpg --batch --yes --dearmor -o {KEYRING} /tmp/kubernetes-release.key",
                      f"the v{cell.release.minor} repository's key", url=url),
                 Step("node", f"echo 'deb [signed-by={KEYRING}] {url} /' > /etc/apt/sources.list.d/kubernetes.list",
                      f"pkgs.k8s.io repository for v{cell.release.minor}"),
                 Step("node", f"{APT} update && {APT} install -y kubelet kubeadm kubectl && "
-                             f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url),
+                             f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url,
+                     installs=PACKAGED),
             ]
         else:
             missing = art.missing(NEEDS)
             steps += [Step("node", f"{APT} install -y --no-install-recommends containerd runc conntrack iptables "
                                    f"ethtool socat containernetworking-plugins && mkdir -p /opt/cni/bin && "
                                    f"cp -n /usr/lib/cni/* /opt/cni/bin/",
-                           "runtime, kubelet's tools and CNI plugins from the distro")]
+                           "runtime, kubelet's tools and CNI plugins from the distro", installs=containerd.PROGRAMS)]
             steps += [Step("host", f"copy {path} -> node:/usr/local/bin/{name}", f"{name} from the artifacts",
                            copy=(str(path), f"/usr/local/bin/{name}", "0755"))
                       for name, path in art.binaries().items()]
@@ -167,44 +253,91 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                       Step("node", heredoc("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN),
                            "kubeadm's kubelet drop-in")]
         plain_http = None if art is None else repo
-        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True)
+        steps += [Step("node", ASK_VERSION, "the installed kubeadm's version", asks="kubeadm_version"),
+                  Step("node", ASK_IMAGES, "the images the installed kubeadm uses (cross-checked against the table)",
+                       asks="kubeadm_images")]
+        choice = self.containerd(cell)
+        expected = choice.version if art is None and choice.source == "release" else None
+        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected)
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
 
-    def kubeadm_config(self, cell: Cell, registry_host: str) -> str:
+    def mirrored(self, url: str) -> str:
+        """A GitHub release download, from --release-base's mirror when one is given."""
+        base = self.options.release_base
+        return url if not base else base.rstrip("/") + url.removeprefix(GITHUB)
+
+    def runtime_plan(self, cell: Cell) -> list[Step]:
+        """containerd and runc as upstream.containerd_for chose them, and curl and gpg for the
+        repository key. From the distro: its packages. From containerd's release: the tarball and
+        runc's binary, each checked against the sums its project publishes, and containerd's unit."""
+        choice = self.containerd(cell)
+        tools = "apt-transport-https ca-certificates curl gpg"
+        if choice.source != "release":  # "distro"; None: refused by check(), shown in the plan
+            return [Step("node", f"{APT} install -y --no-install-recommends containerd runc {tools}",
+                         f"runtime: {choice}; curl and gpg for the repository key",
+                         installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg"))]
+        arch, name = cell.arch, choice.url.rsplit("/", 1)[1]
+        runc = f"runc.{arch}"
+        tarball, runc_url, runc_sums = (self.mirrored(u) for u in (choice.url, upstream.RUNC.format(
+            v=choice.runc, name=runc), upstream.RUNC.format(v=choice.runc, name="runc.sha256sum")))
+        return [
+            Step("node", f"{APT} install -y --no-install-recommends {tools}", "curl and gpg for the downloads and "
+                 "the repository key", installs=("/usr/bin/curl", "/usr/bin/gpg")),
+            Step("node", f"cd /tmp && {CURL} -O {tarball} -O {tarball}.sha256sum && sha256sum -c "
+                         f"{name}.sha256sum && tar Cxzf /usr/local {name}",
+                 f"containerd {choice.version} from containerd's release tarball, checksum verified: {choice.reason}",
+                 url=tarball, installs=("/usr/local/bin/containerd", "/usr/local/bin/ctr")),
+            Step("node", f"cd /tmp && {CURL} -O {runc_url} -O {runc_sums} && grep ' {runc}$' "
+                         f"runc.sha256sum | sha256sum -c && install -m 755 {runc} /usr/local/sbin/runc",
+                 f"runc {choice.runc}, the one containerd {choice.version} is tested with, checksum verified",
+                 url=runc_url, installs=("/usr/local/sbin/runc",)),
+            Step("node", heredoc("/usr/local/lib/systemd/system/containerd.service", CONTAINERD_UNIT),
+                 "containerd's systemd unit"),
+            Step("node", "systemctl daemon-reload && systemctl enable containerd", "containerd enabled"),
+        ]
+
+    def kubeadm_config(self, cell: Cell, registry_host: str, facts: dict | None = None) -> str:
         """kubeadm's config file: InitConfiguration, ClusterConfiguration, KubeletConfiguration
-        (kubernetes.io "Configuring each kubelet in your cluster using kubeadm", kubeadm config API)."""
+        (kubernetes.io "Configuring each kubelet in your cluster using kubeadm", kubeadm config API),
+        with kubeadm's waits scaled for the node (timeouts.py)."""
         api = config_api(cell.release.minor)
+        init = {"apiVersion": api, "kind": "InitConfiguration",
+                "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}}
+        api_server = {"certSANs": ["127.0.0.1", "localhost"]}  # the kubeconfig reaches it through an SSH tunnel
+        if api.endswith("v1beta4"):
+            init["timeouts"] = {k: timeouts.duration(v, facts) for k, v in timeouts.KUBEADM_INIT.items()}
+        else:
+            api_server["timeoutForControlPlane"] = timeouts.duration(timeouts.KUBEADM_V1BETA3_CONTROL_PLANE, facts)
         return yaml.safe_dump_all([
-            {"apiVersion": api, "kind": "InitConfiguration",
-             "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}},
+            init,
             {"apiVersion": api, "kind": "ClusterConfiguration", "kubernetesVersion": INSTALLED_VERSION,
              "imageRepository": self.image_repository(cell, registry_host), "networking": {"podSubnet": POD_SUBNET},
-             # the API certificate carries 127.0.0.1: the kubeconfig reaches it through an SSH tunnel
-             "apiServer": {"certSANs": ["127.0.0.1", "localhost"]}},
+             "apiServer": api_server},
             {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
         ], sort_keys=False)
 
-    def init_plan(self, cell: Cell, registry_host: str) -> list[Step]:
+    def init_plan(self, cell: Cell, registry_host: str, facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         manifests = art.manifests() if art else []
         cni = ([Step("host", f"copy {m} -> node:/root/cni/{m.name}", "CNI manifest from the artifacts",
                      phase="install", copy=(str(m), f"/root/cni/{m.name}", "0644")) for m in manifests] + [Step("node", f"{KUBECTL} apply -f /root/cni/", "CNI", phase="install")]
                if manifests else
-               [Step("node", f"{KUBECTL} apply -f {FLANNEL}", "CNI: flannel", url=FLANNEL, phase="install")])
+               [Step("node", f"{KUBECTL} apply -f {self.mirrored(FLANNEL)}", "CNI: flannel", url=self.mirrored(FLANNEL),
+                     phase="install")])
         taint = "node-role.kubernetes.io/control-plane-"
         if cell.release.key < (1, 25):
             taint += " node-role.kubernetes.io/master-"
         return [
-            Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host), expand=True),
+            Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host, facts), expand=True),
                  "kubeadm config: kubernetesVersion from the installed kubeadm, imageRepository", phase="install"),
             Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install"),
             *cni,
             Step("node", f"{KUBECTL} taint nodes --all {taint}",
                  "single-node cell: workloads may run on the control plane", phase="install"),
-            Step("node", f"{KUBECTL} wait --for=condition=Ready node --all --timeout=300s", "node Ready",
-                 phase="install"),
+            Step("node", f"{KUBECTL} wait --for=condition=Ready node --all "
+                         f"--timeout={timeouts.seconds(timeouts.NODE_READY, facts)}s", "node Ready", phase="install"),
             self.kubeconfig_step(),
         ]
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 from ..common.errors import InfraError
 from ..matrix import upstream
 from ..matrix.cells import Cell
+from . import timeouts
 from .base import Binary
 from .planned import PlannedBootstrapper
 from .steps import APT, APT_UPDATE, REGISTRY_PLACEHOLDER, Step, heredoc
 
 STORE = "https://api.snapcraft.io"
 CERTS = "/var/snap/microk8s/current/args/certs.d"
+# snapd links every snap's commands into /snap/bin, which only login shells have on PATH (snapd's
+# /etc/profile.d/apps-bin-path.sh); plans run over a non-login shell: the absolute path (steps.NODE_PATH)
+MICROK8S = "/snap/bin/microk8s"
+SNAP = "/usr/bin/snap"  # Debian's and Ubuntu's snapd package
 MIRRORED = ("docker.io", "registry.k8s.io", "quay.io", "ghcr.io")  # where MicroK8s' add-on images come from
 
 
@@ -42,18 +47,21 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
             raise InfraError(f"microk8s offline: --artifacts {art.dir}/snap has no microk8s_*.snap + .assert",
                              retryable=False)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:
         art = self.artifacts(cell)
         steps = [
             APT_UPDATE,
             Step("node", f"{APT} install -y --no-install-recommends snapd squashfs-tools && systemctl enable --now "
-                         f"snapd.socket snapd.service && snap wait system seed.loaded", "snapd from the distro"),
+                         f"snapd.socket snapd.service && snap wait system seed.loaded", "snapd from the distro",
+                 installs=(SNAP,)),
         ]
         snap = art.snap("microk8s") if art else None
         if snap is None:
             channel, edge = upstream.microk8s_channel(cell.release.minor, cell.arch)
             steps.append(Step("node", f"snap install microk8s --classic --channel={channel}",
-                              f"MicroK8s {channel} from the Snap Store" + (f" ({edge})" if edge else ""), url=STORE))
+                              f"MicroK8s {channel} from the Snap Store" + (f" ({edge})" if edge else ""), url=STORE,
+                              installs=(MICROK8S,)))
         else:
             s, a = snap
             steps += [Step("host", f"copy {s} -> node:/root/{s.name}", "the MicroK8s snap from the artifacts",
@@ -61,7 +69,7 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
                       Step("host", f"copy {a} -> node:/root/{a.name}", "its assertion",
                            copy=(str(a), f"/root/{a.name}", "0644")),
                       Step("node", f"snap ack /root/{a.name} && snap install /root/{s.name} --classic",
-                           "MicroK8s from the local snap (offline)")]
+                           "MicroK8s from the local snap (offline)", installs=(MICROK8S,))]
         mirror = self.registry_mirror(registry_host)
         if mirror:
             for reg in MIRRORED:
@@ -70,9 +78,11 @@ class MicroK8sBootstrapper(PlannedBootstrapper):
                                                                                        f" registry"))
             steps.append(Step("node", "snap restart microk8s", "MicroK8s' containerd reads the mirrors"))
         return steps + [
-            Step("node", "microk8s status --wait-ready --timeout 600", "MicroK8s ready", phase="install"),
-            Step("node", f"microk8s config > {self.kubeconfig}", "its kubeconfig", phase="install"),
-            Step("node", "microk8s kubectl wait --for=condition=Ready node --all --timeout=300s", "node Ready",
+            Step("node", f"{MICROK8S} status --wait-ready --timeout {timeouts.seconds(timeouts.CLUSTER_READY, facts)}",
+                 "MicroK8s ready", phase="install"),
+            Step("node", f"{MICROK8S} config > {self.kubeconfig}", "its kubeconfig", phase="install"),
+            Step("node", f"{MICROK8S} kubectl wait --for=condition=Ready node --all "
+                         f"--timeout={timeouts.seconds(timeouts.NODE_READY, facts)}s", "node Ready",
                  phase="install"),
             self.kubeconfig_step(),
         ]

@@ -27,22 +27,21 @@ class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
             return None
         return noderegistry.guest_host(registry_host)
 
-    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER) -> list[Step]:  # pragma: no cover
+    def plan(self, cell: Cell, registry_host: str = REGISTRY_PLACEHOLDER,
+             facts: dict | None = None) -> list[Step]:  # pragma: no cover
         raise NotImplementedError
 
     def kubeconfig_step(self) -> Step:
         """The plan's last step: what install() does on this machine once the cluster is up."""
         return kubeconfig_step(self.kubeconfig, self.api_port)
 
-    def check(self, cell: Cell) -> None:
-        """Refuse, before anything runs, what cannot work (missing artifacts...)."""
-
     def _steps(self, node, cell: Cell, phase: str, progress) -> None:
         reg = self.node_registry(cell, progress)
-        steps = [s for s in self.plan(cell, reg.host) if s.phase == phase]
-        run_steps(node, steps, node.artifacts / "bootstrap.log", progress, self.name)
+        run_steps(node, lambda facts: [s for s in self.plan(cell, reg.host, facts) if s.phase == phase],
+                  node.artifacts / "bootstrap.log", progress, self.name)
 
     def prepare(self, node, cell: Cell, progress=print) -> None:
+        self.check(cell)  # refused before any step runs (issue #16 item 8)
         if cell.provider == "docker":
             raise InfraError(f"{self.name} needs a node with network (docker nodes run with none)", retryable=False)
         art = self.artifacts(cell)
@@ -52,7 +51,6 @@ class PlannedBootstrapper(Bootstrapper, BringsUpCluster):
         node.facts["bootstrap"] = self.name + (" (artifacts)" if art else "")
 
     def install(self, node, cell: Cell) -> Cluster:
-        self.check(cell)
         self._steps(node, cell, "install", print)
         return fetch_kubeconfig(node, self.kubeconfig, self.api_port)
 

@@ -36,6 +36,7 @@ PACKAGE_OF: dict[str, str] = {
     "du": "coreutils",
     "rm": "coreutils",
     "tar": "tar",
+    "sed": "sed",  # tests: the old config edit, replayed on real containerd configs
     "sh": "dash",
     "apt-get": "apt",
     # the fresh root CI runs in (lab/freshroot.py)

@@ -97,23 +97,25 @@ def microk8s_channel(minor: str, arch: str) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class Line:
-    """A containerd release line: its newest patch and end of life (containerd RELEASES.md)."""
+    """A containerd release line: its newest patch and end of life (containerd RELEASES.md), and
+    the runc that patch is tested with."""
 
     minor: str
     newest: str  # newest tag of the line in containerd's repository
     eol: date
+    runc: str  # script/setup/runc-version at tag v<newest>: the runc containerd's CI installs
 
 
 # containerd RELEASES.md "Current State of containerd Releases" @301026e5 (2026-08-22); newest tags
 # from the same repository (v2.3.4 and v2.2.7 2026-08-12, v2.0.11 and v1.7.34 2026-07-09, ...).
 # 1.7 LTS: extended support "through September 2026"; 2.0: "through March 2027"; 2.4 is not released.
 LINES: dict[str, Line] = {ln.minor: ln for ln in (
-    Line("1.6", "1.6.39", date(2025, 8, 23)),
-    Line("1.7", "1.7.34", date(2026, 9, 30)),
-    Line("2.0", "2.0.11", date(2027, 3, 31)),
-    Line("2.1", "2.1.9", date(2026, 7, 3)),
-    Line("2.2", "2.2.7", date(2026, 11, 6)),
-    Line("2.3", "2.3.4", date(2028, 4, 30)),
+    Line("1.6", "1.6.39", date(2025, 8, 23), "v1.3.0"),
+    Line("1.7", "1.7.34", date(2026, 9, 30), "v1.3.6"),
+    Line("2.0", "2.0.11", date(2027, 3, 31), "v1.3.6"),
+    Line("2.1", "2.1.9", date(2026, 7, 3), "v1.3.6"),
+    Line("2.2", "2.2.7", date(2026, 11, 6), "v1.3.6"),
+    Line("2.3", "2.3.4", date(2028, 4, 30), "v1.4.3"),
 )}
 NEWEST_LTS = "2.3"  # RELEASES.md: 2.3 is LTS (April 30, 2026 .. April 30, 2028)
 
@@ -131,13 +133,20 @@ class ContainerdChoice:
     source: str | None  # "distro" (the node's own package), "release" (containerd's tarball) or None: refused
     version: str | None
     reason: str
-    url: str | None = None  # the tarball, for source "release"
+    url: str | None = None  # the tarball, for source "release" (its checksum: url + ".sha256sum")
+    runc: str | None = None  # the runc release installed with it, for source "release"
 
     def __str__(self) -> str:
         return f"containerd {self.version} from {self.source}: {self.reason}" if self.source else self.reason
 
 
+# containerd's release tarball, and beside it <tarball>.sha256sum (Makefile `release`: `sha256sum
+# $(RELEASE).tar.gz >$(RELEASE).tar.gz.sha256sum`); docs/getting-started.md Step 1 installs it
+# under /usr/local with the containerd.service unit of the same repository
 TARBALL = "https://github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-{arch}.tar.gz"
+# runc's static release binaries runc.<GOARCH> and their sums in runc.sha256sum (opencontainers/runc
+# script/release_build.sh); containerd docs/getting-started.md Step 2 installs it as /usr/local/sbin/runc
+RUNC = "https://github.com/opencontainers/runc/releases/download/{v}/{name}"
 
 
 def _key(v: str) -> tuple[int, ...]:
@@ -152,8 +161,11 @@ def containerd_for(release: kube_versions.Release, distro: platforms.Distro, arc
     maintained (and, from 1.38, it is 2.x: kubelet then needs the runtime to report its cgroup
     driver); else containerd's release tarball of the newest maintained line the row lists (the
     newest LTS when the release has no row yet), when containerd publishes one for the arch; else
-    refused. runc and the CNI plugins come from the distro's packages either way (the tarball has
-    containerd's own binaries only)."""
+    refused. With the distro's containerd comes the distro's runc (a dependency); with the tarball,
+    runc's release binary of the version that containerd tag is tested with (Line.runc), as
+    containerd's getting-started guide installs it. The CNI plugins come with kubelet from
+    pkgs.k8s.io (kubelet depends on kubernetes-cni: kubernetes/release
+    cmd/krel/templates/latest/metadata.yaml; it installs them into /opt/cni/bin)."""
     today = today or date.today()
     row = release.containerd
     needs_2 = release.key >= kube_versions.CGROUP_FALLBACK_REMOVED
@@ -191,4 +203,5 @@ def containerd_for(release: kube_versions.Release, distro: platforms.Distro, arc
         return ContainerdChoice(None, None, f"no containerd that Kubernetes {release.minor} supports for {arch}: "
                                             f"{why_not_distro}, and {pub.reason(arch)}")
     v = LINES[pick].newest
-    return ContainerdChoice("release", v, f"{why_not_distro}; {basis}", url=TARBALL.format(v=v, arch=arch))
+    return ContainerdChoice("release", v, f"{why_not_distro}; {basis}", url=TARBALL.format(v=v, arch=arch),
+                            runc=LINES[pick].runc)
