@@ -169,3 +169,26 @@ def test_readiness_stage_marks_cells_unsupported(seeded, tmp_path):
     assert f"holes/etcd:{REL.etcd}: not found (404)" in out.stdout  # amd64 cell
     out = _stage(seeded, tmp_path, "complete")
     assert out.returncode == 0 and "14 passed" in out.stdout, out.stdout
+
+
+def test_the_registry_dies_with_a_killed_owner(tmp_path):
+    """atexit never runs in a SIGKILLed owner (a crashed xdist worker, `timeout -s KILL`): the registry
+    must still stop (two were found orphaned on this machine before it had PDEATHSIG)."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time\nfrom harness.services.registry import LocalRegistry\n"
+                              "r = LocalRegistry()\nprint(r.pid, flush=True)\ntime.sleep(600)"],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    pid = int(owner.stdout.readline())
+    os.kill(pid, 0)  # it runs
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    for _ in range(80):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.25)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"docker-registry {pid} outlived its SIGKILLed owner")

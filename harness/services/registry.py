@@ -38,7 +38,8 @@ class LocalRegistry:
         self.log = self.root / "registry.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([BINARY, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=procs.die_with_parent())  # atexit misses a SIGKILLed owner
         atexit.register(self.stop)
         self._wait()
 
