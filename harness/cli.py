@@ -50,7 +50,15 @@ def _release_source() -> None:
 def cmd_list(args) -> int:
     cells = _cells(args)
     _release_source()
-    if args.json:
+    if args.image_keys:
+        from .nodes import PROVIDERS
+        from .nodes.images import build as images
+
+        # what a CI cache of the image cache is keyed by: these names are the cache's entries
+        for k in sorted({images.key(c.platform, c.os) for c in cells
+                         if not c.unsupported and PROVIDERS.entry(c.provider).base_image}):
+            print(k)
+    elif args.json:
         json.dump([{"id": c.id, **c.axes(), "unsupported": c.unsupported} for c in cells], sys.stdout, indent=1)
         print()
     else:
@@ -304,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="print the cells the pytest plugin would collect, one per line")
     _filters(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of ids")
+    ls.add_argument("--image-keys", action="store_true",
+                    help="print the base image keys (image cache entries) the selected cells boot from")
     ls.set_defaults(func=cmd_list)
 
     deps = sub.add_parser("deps", help="check (or --install) the Debian/Ubuntu packages the selected cells need")
