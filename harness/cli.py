@@ -154,6 +154,22 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_verdict(args) -> int:
+    """Exit 1 when a cell of the run failed or errored: a CI's last step, after it published the dashboard."""
+    from collections import Counter
+
+    from .report import results
+
+    run = results.load(args.results)
+    bad = sorted({r.cell for r in run.records if r.outcome in ("failed", "error")})
+    counts = Counter(r.outcome for r in run.records)
+    print(f"archmatrix verdict: run {run.id}: {len({r.cell for r in run.records})} cells, "
+          + ", ".join(f"{n} {o}" for o, n in counts.most_common()))
+    for cell in bad:
+        print(f"  failed or errored: {cell}")
+    return 1 if bad else 0
+
+
 def cmd_images(args) -> int:
     from .matrix import platforms
     from .nodes.images import build as images
@@ -349,6 +365,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--history", metavar="DIR", help="earlier results (*.json) for history and flakes")
     rp.add_argument("--out", default="reports/site", metavar="DIR", help="output directory (default reports/site)")
     rp.set_defaults(func=cmd_report)
+
+    vd = sub.add_parser("verdict", help="exit 1 when any cell of a results.json failed or errored (CI's last step)")
+    vd.add_argument("results", metavar="RESULTS", help="results.json (e.g. reports/site/results.json after a merge)")
+    vd.set_defaults(func=cmd_verdict)
 
     im = sub.add_parser("images", help="base images for QEMU nodes: build, list, verify, rm")
     im.add_argument("action", choices=["build", "list", "verify", "rm", "import"])
