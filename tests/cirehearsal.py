@@ -417,7 +417,8 @@ class Night:
         env = {**lab.env, "HOME": str(home), "USER": "runner", "LOGNAME": "runner", "CI": "true",
                "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(work), "RUNNER_TEMP": str(temp),
                "GITHUB_RUN_ID": self.github["run_id"], "GITHUB_REPOSITORY": self.github["repository"],
-               "GITHUB_REPOSITORY_OWNER": self.github["repository_owner"], "REHEARSAL_PAGES_DIR": str(self.pages_dir)}
+               "GITHUB_REPOSITORY_OWNER": self.github["repository_owner"], "REHEARSAL_PAGES_DIR": str(self.pages_dir),
+               "TMPDIR": str(temp)}  # each job is a fresh machine: its own /tmp
         ctx = {"github": self.github, "matrix": matrix, "strategy": {"job-index": index},
                "runner": {"os": "Linux", "temp": str(temp)}, "steps": {}, "env": env}
         for scope in (self.wf.get("env") or {}, job.get("env") or {}):
