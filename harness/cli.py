@@ -50,7 +50,15 @@ def _release_source() -> None:
 def cmd_list(args) -> int:
     cells = _cells(args)
     _release_source()
-    if args.json:
+    if args.image_keys:
+        from .nodes import PROVIDERS
+        from .nodes.images import build as images
+
+        # what a CI cache of the image cache is keyed by: these names are the cache's entries
+        for k in sorted({images.key(c.platform, c.os) for c in cells
+                         if not c.unsupported and PROVIDERS.entry(c.provider).base_image}):
+            print(k)
+    elif args.json:
         json.dump([{"id": c.id, **c.axes(), "unsupported": c.unsupported} for c in cells], sys.stdout, indent=1)
         print()
     else:
@@ -165,6 +173,22 @@ def cmd_report(args) -> int:
     print(f"archmatrix report: {len(run.records)} records, {len(history)} earlier runs -> {page}")
     print(f"  TestGrid layout: {out / 'testgrid'}   JUnit: {out / 'testgrid' / 'artifacts'}")
     return 0
+
+
+def cmd_verdict(args) -> int:
+    """Exit 1 when a cell of the run failed or errored: a CI's last step, after it published the dashboard."""
+    from collections import Counter
+
+    from .report import results
+
+    run = results.load(args.results)
+    bad = sorted({r.cell for r in run.records if r.outcome in ("failed", "error")})
+    counts = Counter(r.outcome for r in run.records)
+    print(f"archmatrix verdict: run {run.id}: {len({r.cell for r in run.records})} cells, "
+          + ", ".join(f"{n} {o}" for o, n in counts.most_common()))
+    for cell in bad:
+        print(f"  failed or errored: {cell}")
+    return 1 if bad else 0
 
 
 def cmd_images(args) -> int:
@@ -330,6 +354,8 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="print the cells the pytest plugin would collect, one per line")
     _filters(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of ids")
+    ls.add_argument("--image-keys", action="store_true",
+                    help="print the base image keys (image cache entries) the selected cells boot from")
     ls.set_defaults(func=cmd_list)
 
     deps = sub.add_parser("deps", help="check (or --install) the Debian/Ubuntu packages the selected cells need")
@@ -374,6 +400,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--history", metavar="DIR", help="earlier results (*.json) for history and flakes")
     rp.add_argument("--out", default="reports/site", metavar="DIR", help="output directory (default reports/site)")
     rp.set_defaults(func=cmd_report)
+
+    vd = sub.add_parser("verdict", help="exit 1 when any cell of a results.json failed or errored (CI's last step)")
+    vd.add_argument("results", metavar="RESULTS", help="results.json (e.g. reports/site/results.json after a merge)")
+    vd.set_defaults(func=cmd_verdict)
 
     im = sub.add_parser("images", help="base images for QEMU nodes: build, list, verify, rm")
     im.add_argument("action", choices=["build", "list", "verify", "rm", "import"])

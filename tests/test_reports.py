@@ -172,21 +172,6 @@ def test_dashboard_in_headless_chromium(browser, tmp_path, run_cli):
     page.screenshot(path=str(ROOT / "reports" / "dashboard-test.png"), full_page=True)
 
 
-def test_ci_examples_spread_over_arch_and_shard_and_merge():
-    import yaml
-
-    gha = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions-nightly.yml").read_text())
-    m = gha["jobs"]["cells"]["strategy"]["matrix"]
-    assert set(m["arch"]) >= {"amd64", "arm64", "ppc64le", "s390x"} and m["shard"] == ["1/2", "2/2"]
-    cmds = " ".join(s.get("run", "") for s in gha["jobs"]["cells"]["steps"])
-    assert "--shard ${{ matrix.shard }}" in cmds and "--arch ${{ matrix.arch }}" in cmds
-    merge = " ".join(s.get("run", "") for s in gha["jobs"]["merge"]["steps"])
-    assert "nox -s dashboard -- shards/*/results.json" in merge
-    prow = yaml.safe_load((ROOT / "examples" / "ci" / "prow-periodic.yaml").read_text())
-    job = prow["periodics"][0]
-    assert job["interval"] and "nox -s matrix" in job["spec"]["containers"][0]["args"][0]
-
-
 def test_real_run_dashboard_in_chromium(browser, real_run, tmp_path, run_cli):
     out = run_cli("report", str(real_run / "results.json"), "--out", str(tmp_path / "site"))
     assert out.returncode == 0, out.stderr

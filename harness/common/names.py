@@ -28,6 +28,7 @@ class Entry:
     impl: str  # "package.module:Class"
     windows: bool = False  # provides / bootstraps Windows nodes
     this_machine: bool = False  # a provider that is this machine: its own arch and distro only
+    base_image: bool = False  # a provider whose nodes boot from a cached base image (`list --image-keys`)
 
     def load(self) -> type:
         module, cls = self.impl.split(":")

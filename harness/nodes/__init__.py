@@ -6,9 +6,9 @@ and one line below; see docs/ARCHITECTURE.md, "Adding a provider"."""
 from ..common.names import Entry, Registry
 
 PROVIDERS = Registry("provider", {
-    "qemu": Entry("harness.nodes.qemu:QemuProvider"),
+    "qemu": Entry("harness.nodes.qemu:QemuProvider", base_image=True),
     "ssh": Entry("harness.nodes.ssh:SshProvider", windows=True),
-    "docker": Entry("harness.nodes.docker:DockerProvider"),
+    "docker": Entry("harness.nodes.docker:DockerProvider", base_image=True),
     "local": Entry("harness.nodes.local:LocalProvider", this_machine=True),
 })
 
