@@ -162,3 +162,25 @@ def test_the_root_gets_the_hosts_mirror_access_settings_only(tmp_path):
     got = freshroot.host_apt_acquire(d, tmp_path / "absent.conf")
     assert got == ['Acquire::Check-Valid-Until "false";', 'Acquire::http::Proxy "http://127.0.0.1:3142";']
     assert freshroot.host_apt_acquire(tmp_path / "none", tmp_path / "absent.conf") == []
+
+
+def test_a_killed_runs_root_is_removed_by_the_next_and_a_live_one_is_not(tmp_path):
+    """A SIGKILLed run cannot remove its root (2.4 GB were found left by a killed session): the next run
+    does, when nobody holds the root's lock; a live run's root (its lock held) is left alone."""
+    dead, live, legacy = (tmp_path / f"archmatrix-fresh-{n}" for n in ("dead", "live", "legacy"))
+    for d in (dead, live, legacy):
+        (d / "root/etc").mkdir(parents=True)
+    for d in (dead, live):
+        (d / ".owner.lock").write_text("")
+        os.utime(d / ".owner.lock", (time.time() - 120, time.time() - 120))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\nf = open(sys.argv[1])\n"
+                               "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)",
+                               str(live / ".owner.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert freshroot.remove_stale(tmp_path) == [dead]
+        assert not dead.exists() and (live / "root/etc").is_dir() and (legacy / "root/etc").is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert freshroot.remove_stale(tmp_path) == [live]  # its owner is gone now

@@ -325,6 +325,37 @@ def leftovers(root: Path, pid_namespace: int | None) -> list[str]:
     return found
 
 
+def _hold(work: Path):
+    """An exclusive lock on the run's work dir, kept open for the run's life."""
+    f = open(work / ".owner.lock", "w")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def remove_stale(base: Path) -> list[Path]:
+    """Work dirs of earlier runs killed before they could remove them (SIGKILL, a lost machine
+    session): nobody holds their lock and nothing is mounted under them (a dead run's namespaces took
+    its mounts with them). A live run's dir is locked and left alone."""
+    removed = []
+    for work in sorted(base.glob("archmatrix-fresh-*")):
+        lock = work / ".owner.lock"
+        # no lock file: a run made before locks, or one that has not taken it yet (a minute's grace)
+        if not lock.is_file() or time.time() - lock.stat().st_mtime < 60:
+            continue
+        try:
+            with open(lock, "r") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                mounted = leftovers(work, None)
+                if not any(x.startswith("mount ") for x in mounted):
+                    subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
+                    removed.append(work)
+        except BlockingIOError:
+            continue  # a live run holds it
+        except OSError:
+            continue  # not ours to judge (permissions, a file instead of a dir)
+    return removed
+
+
 def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: float = TIMEOUT,
         reports_to: Path | None = None, checkout: Path = CHECKOUT) -> int:
     clock = Clock()
@@ -334,7 +365,10 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
     images.mkdir(parents=True, exist_ok=True)
     base = Path(workdir or "/var/tmp")
     base.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale(base):
+        clock.say(f"removed {stale}, left by a run that was killed")
     work = Path(tempfile.mkdtemp(prefix="archmatrix-fresh-", dir=base))
+    held = _hold(work)  # released by the kernel when this process dies, however it dies
     root = work / "root"
     code, namespace = 1, {}
     try:
@@ -371,6 +405,7 @@ def run(command: str, suite: str = SUITE, workdir: str | None = None, timeout: f
         else:  # nothing is mounted under it (checked): --one-file-system only as a second guard
             subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
             clock.say(f"root removed; {'LEFT RUNNING (now killed): ' + '; '.join(left) if left else 'nothing was left mounted or running'}")
+        held.close()  # after removal: a root left behind (still mounted) stays locked until this process ends
     if left:
         print(f"fresh: error: the fresh root left {len(left)} thing(s) behind: {'; '.join(left)}", file=sys.stderr)
         return 1
