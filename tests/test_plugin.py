@@ -154,3 +154,33 @@ def test_missing_recorded_nodes_file_is_usage_error(scratch):
     r = scratch.runpytest("--recorded-nodes", "/nonexistent/node.yaml")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --recorded-nodes /nonexistent/node.yaml: file does not exist"])
+
+
+FAILING_PROVIDER = """
+import harness.nodes as nodes
+from harness.common.errors import InfraError
+from harness.nodes.base import Provider
+
+class Dies(Provider):
+    name = "local"
+
+    def start(self, cell, artifacts):
+        raise InfraError(f"QEMU exited (killed by signal 9) during boot of {cell.id}", retryable=False)
+
+nodes.get = lambda name, **options: Dies()
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_an_error_message_is_the_labs_sentence_with_and_without_xdist(scratch, workers):
+    """Under xdist a report's text starts with the worker's header ("[gw1] linux -- Python ..."): the
+    recorded message must be the error's own first line, whoever ran the test."""
+    scratch.makeconftest(FAILING_PROVIDER)
+    r = scratch.runpytest_subprocess("--arch", HOST, "-p", "no:cacheprovider", *workers)
+    assert r.ret == 1, r.stdout.str()[-2000:]
+    run = json.loads((scratch.path / "reports" / "results.json").read_text())
+    errors = [x for x in run["records"] if x["outcome"] == "error"]
+    assert errors, run["records"]
+    for x in errors:
+        assert x["message"].startswith("infrastructure error: QEMU exited (killed by signal 9) during boot of "
+                                       f"{x['cell']}"), x["message"]

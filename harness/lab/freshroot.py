@@ -184,7 +184,7 @@ def prepare(root: Path, checkout: Path, say) -> None:
         (root / "etc/apt/apt.conf.d/99archmatrix-host-acquire").write_text(
             "// copied from the host by harness/lab/freshroot.py: how this machine's apt reaches its mirror\n"
             + "".join(line + "\n" for line in acquire))
-        say(f"root uses this machine's apt mirror access settings: {'; '.join(acquire)}")
+        say(f"root uses this machine's apt mirror access settings: {' '.join(acquire)}")
     head = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %s"], capture_output=True,
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],

@@ -133,11 +133,19 @@ def outcome_of(reports: dict) -> tuple[str, str, float]:
             reason = reason.removeprefix("Skipped: ")
             return ("unsupported" if reason.startswith("unsupported:") else "skipped"), reason, duration
         if r.failed:
-            text = getattr(r, "longreprtext", "") or str(r.longrepr)
             if when == "call" and ("archmatrix.infra_error", "call") not in r.user_properties:
                 return "failed", _short(r), duration
-            return "error", text.strip().splitlines()[0][:500] if text.strip() else "error", duration
+            return "error", _first_line(r), duration
     return ("passed" if (call or setup) else "skipped"), "", duration
+
+
+def _first_line(rep) -> str:
+    """The error's own first line. Not the report's text: under xdist that starts with the worker's
+    header ("[gw1] linux -- Python ..."), which says nothing of what went wrong."""
+    longrepr = rep.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    text = longrepr if isinstance(longrepr, str) else crash.message if crash is not None else str(longrepr)
+    return next((line.strip()[:500] for line in text.splitlines() if line.strip()), "error")
 
 
 def _short(rep) -> str:
