@@ -59,9 +59,9 @@ def lab():
     """Folders the runner user can reach, a network namespace with only loopback for everything the
     rehearsal runs, and registry.k8s.io's stand-in: Debian's docker-registry on loopback seeded with
     every image the two releases need for this arch (the harness's one-file test images)."""
-    need("setpriv", "util-linux")
-    need("docker-registry", "docker-registry")
-    need("skopeo", "skopeo")
+    need("setpriv")
+    need("docker-registry")
+    need("skopeo")
     if os.geteuid() != 0:
         pytest.skip("the rehearsal switches to a runner user and back to root (sudo): run as root")
     if platforms.host_distro().name != "debian12":

@@ -14,7 +14,7 @@ from conftest import need
 @pytest.mark.slow
 @pytest.mark.parametrize("distro", ["debian12", "debian13"])
 def test_node_path_and_base_commands_on_a_real_node(distro, tmp_path):
-    need("mmdebstrap", "mmdebstrap")
+    need("mmdebstrap")
     images.build(platforms.arch("amd64"), platforms.distro(distro), progress=print)
     node = qemu.QemuProvider(progress=print).provision(Cell("amd64", distro, "1.32", "none", "qemu"), tmp_path)
     try:
