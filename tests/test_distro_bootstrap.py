@@ -88,8 +88,8 @@ from harness.bootstrap.distro import DistroBootstrapper
 from harness.bootstrap.steps import Step
 
 class BrokenConfig(DistroBootstrapper):
-    def plan(self, cell, registry_host="127.0.0.1:PORT"):
-        steps = super().plan(cell, registry_host)
+    def plan(self, cell, registry_host="127.0.0.1:PORT", facts=None):
+        steps = super().plan(cell, registry_host, facts)
         up = next(i for i, s in enumerate(steps) if s.why == "containerd up")
         return steps[:up] + [Step("node", "echo '[plugins' >> /etc/containerd/config.toml",
                                   "containerd's config broken (by the test)", lab=True)] + steps[up:]
