@@ -110,7 +110,7 @@ class Stepping(NoBootstrapper):
         return [Binary("sh", version_args=()), Binary("kubelet", version_args=("--version",))] \\
             if cell.kubernetes == "1.32" else [Binary("sh", version_args=())]
 
-    def plan(self, cell, registry_host=None):
+    def plan(self, cell, registry_host=None, facts=None):
         if cell.kubernetes == "1.31":
             return [Step("node", "echo 'containerd: failed to load TOML: invalid config' >&2; exit 1", "containerd up")]
         if cell.kubernetes == "1.33":
