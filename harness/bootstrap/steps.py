@@ -71,6 +71,11 @@ class Step:
     asks: str | None = None
     verify: Callable[[str], str | None] | None = field(default=None, compare=False)
 
+    @property
+    def name(self) -> str:
+        """What the step is called in progress lines and failures: its why, else its command's first line."""
+        return self.why or self.command.split("\n", 1)[0][:60]
+
 
 # the lab's: a mirror that is unreachable, answers 404 for its Release file or is signed in the
 # node's future (a TCG guest's clock) is the lab failing; installing from it is the product's step
@@ -178,7 +183,7 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
                 continue
             if step.where != "node":
                 continue  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
-            progress(f"{label}: {step.why or step.command[:60]}")
+            progress(f"{label}: {step.name}")
             r = node.run(step.command)
             text = r.stdout + r.stderr
             out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
@@ -204,7 +209,7 @@ def _failure(step: Step, rc: int, text: str, unreachable, log: Path, label: str)
         why = next((x.strip() for x in text.splitlines() if x.startswith("Err:")), "") or unreachable.group(0).strip()
         return InfraError(f"the node cannot reach {url} ({why})", artifacts=artifacts, retryable=False)
     tail = "\n".join(text.strip().splitlines()[-15:])
-    name = step.why or step.command.split("\n", 1)[0][:60]
+    name = step.name
     full = _DISK_FULL.search(text)
     if full:
         return InfraError(f"the node's disk is full ({full.group(0).strip()}) in step '{name}'", artifacts=artifacts,
@@ -219,7 +224,7 @@ def _failure(step: Step, rc: int, text: str, unreachable, log: Path, label: str)
 def _wrong(step: Step, wrong: str, log: Path, label: str) -> Exception:
     """A step that exited 0 but whose result is not what the plan set (its verify, a program it should
     have installed): the product's failure, unless the step is the lab's."""
-    name = step.why or step.command.split("\n", 1)[0][:60]
+    name = step.name
     if step.lab:
         return InfraError(f"harness step '{name}': {wrong}", artifacts={"bootstrap log": log}, retryable=False)
     return ProductFailure(f"{label + ': ' if label else ''}bootstrap step '{name}': {wrong}", step=name,
