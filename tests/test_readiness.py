@@ -2,6 +2,7 @@
 and a set with holes; then a registry that is down, stalled, refusing (401) or broken (500)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,13 +172,15 @@ def test_readiness_stage_marks_cells_unsupported(seeded, tmp_path):
     assert out.returncode == 0 and "14 passed" in out.stdout, out.stdout
 
 
-def test_the_registry_dies_with_a_killed_owner(tmp_path):
+def test_the_registry_dies_with_a_killed_owner(request):
     """atexit never runs in a SIGKILLed owner (a crashed xdist worker, `timeout -s KILL`): the registry
     must still stop (two were found orphaned on this machine before it had PDEATHSIG)."""
     owner = subprocess.Popen([sys.executable, "-c", "import time\nfrom harness.services.registry import LocalRegistry\n"
-                              "r = LocalRegistry()\nprint(r.pid, flush=True)\ntime.sleep(600)"],
+                              "r = LocalRegistry()\nprint(r.pid, r.root, flush=True)\ntime.sleep(600)"],
                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    pid = int(owner.stdout.readline())
+    pid, root = owner.stdout.readline().split()
+    pid = int(pid)
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))  # the killed owner's temp dir
     os.kill(pid, 0)  # it runs
     owner.send_signal(signal.SIGKILL)
     owner.wait(10)
