@@ -43,7 +43,9 @@ def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: i
     q = p.qemu
     root, seed = img.boot()
     cmd = [q.system, "-machine", q.machine, "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
-           "-smp", str(smp), "-m", str(memory_mb), "-display", "none", "-no-reboot",
+           # -vga none: no display, and no VGA option ROM to find (vgabios-stdvga.bin is in seabios, which
+           # qemu-system-ppc only Recommends: pseries failed to start in a fresh root without it)
+           "-smp", str(smp), "-m", str(memory_mb), "-display", "none", "-vga", "none", "-no-reboot",
            "-kernel", str(img.kernel), "-initrd", str(img.initrd),
            "-append", f"root={root} rw console={q.console} panic=-1",
            "-drive", f"file={overlay},if=none,id=disk0,format=qcow2",
