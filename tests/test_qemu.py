@@ -30,7 +30,8 @@ def test_command_line_comes_from_the_table(p, tmp_path):
     cmd = qemu.command(p, img, tmp_path / "o.qcow2", 2222, tmp_path / "s.log", "tcg")
     assert cmd[0] == p.qemu.system and cmd[cmd.index("-machine") + 1] == p.qemu.machine
     assert f"console={p.qemu.console}" in cmd[cmd.index("-append") + 1]
-    assert f"{p.qemu.disk},drive=disk0" in cmd and f"{p.qemu.net},netdev=net0" in cmd
+    nic = f"{p.qemu.net},netdev=net0" + (",romfile=" if p.qemu.net.endswith("-pci") else "")  # no PXE ROM to find
+    assert f"{p.qemu.disk},drive=disk0" in cmd and nic in cmd and cmd[cmd.index("-vga") + 1] == "none"
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in cmd[cmd.index("-netdev") + 1]  # loopback only
     assert ("-cpu" in cmd) == bool(p.qemu.cpu) and ("-bios" in cmd) == bool(p.qemu.bios)
 

@@ -51,7 +51,9 @@ def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: i
            "-drive", f"file={overlay},if=none,id=disk0,format=qcow2",
            "-device", f"{q.disk},drive=disk0",
            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
-           "-device", f"{q.net},netdev=net0",
+           # romfile= on a PCI NIC: no PXE option ROM to find (efi-virtio.rom is in ipxe-qemu, also only
+           # Recommended); the node boots from -kernel, never from the network
+           "-device", f"{q.net},netdev=net0" + (",romfile=" if q.net.endswith("-pci") else ""),
            "-serial", f"file:{serial}", "-monitor", "none"]
     if seed is not None:  # cloud-init NoCloud data for imported cloud images
         cmd += ["-drive", f"file={seed},if=none,id=seed,format=raw,readonly=on", "-device", f"{q.disk},drive=seed"]
