@@ -9,6 +9,16 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
+def reports_dir(args) -> str:
+    """The plugin's --reports-dir (default reports), as pytest will read it from the same arguments."""
+    for i, a in enumerate(args):
+        if a == "--reports-dir" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--reports-dir="):
+            return a.split("=", 1)[1]
+    return "reports"
+
+
 @nox.session
 def matrix(session):
     """Run the suites over the selected cells (pytest options and matrix filters after --)."""
@@ -19,21 +29,21 @@ def matrix(session):
     session.run("archmatrix", "doctor", "--suites", *session.posargs)
     # pytest's exit 1 (a test failed or errored) and 5 (nothing judged: every test deselected or
     # skipped) still get their dashboard, and then fail the session; anything else fails at once
+    reports = reports_dir(session.posargs)
+    results, site = os.path.join(reports, "results.json"), os.path.join(reports, "site")
     code = 0
-    if os.path.exists("reports/results.json"):  # never report the previous run's results as this one's
-        os.remove("reports/results.json")
+    if os.path.exists(results):  # never report the previous run's results as this one's
+        os.remove(results)
     try:
-        session.run("pytest", "suites", "-rfEs", "--junitxml=reports/junit.xml", *session.posargs)
+        session.run("pytest", "suites", "-rfEs", f"--junitxml={os.path.join(reports, 'junit.xml')}", *session.posargs)
     except nox.command.CommandFailed as e:
         code = getattr(e, "return_code", None)
         if code not in (1, 5):
             raise
-    if "--collect-only" not in session.posargs and "--co" not in session.posargs and os.path.exists(
-            "reports/results.json"):
-        session.run("archmatrix", "report", "reports/results.json", "--history", "reports/site/history",
-                    "--out", "reports/site")
+    if "--collect-only" not in session.posargs and "--co" not in session.posargs and os.path.exists(results):
+        session.run("archmatrix", "report", results, "--history", os.path.join(site, "history"), "--out", site)
     if code == 1:
-        session.error("some cells failed or errored: see reports/site/index.html")
+        session.error(f"some cells failed or errored: see {site}/index.html")
     if code == 5:
         session.error("nothing was judged: every selected test was deselected or skipped (pytest's summary "
                       "says why)")

@@ -425,3 +425,14 @@ def test_the_products_steps_are_not_the_labs(bootstrapper, arch):
     assert named and not [s.command for s in named if s.lab]
     lab = [s for s in steps if s.command.startswith("fetch node:") or s.command == APT_UPDATE.command]
     assert lab and all(s.lab for s in lab)
+
+
+def test_nox_matrix_reports_where_the_plugin_wrote():
+    """`nox -s matrix -- --reports-dir D` reads results.json from D (it read reports/ whatever D was)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    nf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nf)
+    assert nf.reports_dir(["--arch", "s390x"]) == "reports"
+    assert nf.reports_dir(["--arch", "s390x", "--reports-dir", "out/n1"]) == "out/n1"
+    assert nf.reports_dir(["--reports-dir=out/n2", "-n", "2"]) == "out/n2"
