@@ -436,3 +436,14 @@ def test_nox_matrix_reports_where_the_plugin_wrote():
     assert nf.reports_dir(["--arch", "s390x"]) == "reports"
     assert nf.reports_dir(["--arch", "s390x", "--reports-dir", "out/n1"]) == "out/n1"
     assert nf.reports_dir(["--reports-dir=out/n2", "-n", "2"]) == "out/n2"
+
+
+def test_nox_tests_runs_the_files_given():
+    """`nox -s tests -- tests/test_layout.py` ran the whole suite plus that file (`pytest tests tests/x.py`)."""
+    import ast
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "tests")
+    calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "run"
+             and n.args and getattr(n.args[0], "value", None) == "pytest"]
+    assert len(calls) == 1
+    assert not any(getattr(a, "value", None) == "tests" for a in calls[0].args), "a fixed 'tests' argument"
