@@ -168,7 +168,15 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
 
     def containerd(self, cell: Cell) -> upstream.ContainerdChoice:
         """The containerd this cell's release supports, and where it comes from (matrix/upstream.py)."""
-        return upstream.containerd_for(cell.release, cell.os, cell.arch)
+        choice = upstream.containerd_for(cell.release, cell.os, cell.arch)
+        given = self.options.containerd_version
+        if given and choice.source == "release":
+            line = upstream.LINES.get(".".join(given.split(".")[:2]))
+            runc = line.runc if line else choice.runc  # the runc that line is tested with
+            return upstream.ContainerdChoice("release", given, f"given (Options.containerd_version), instead of "
+                                             f"{choice.version}: {choice.reason}",
+                                             url=upstream.TARBALL.format(v=given, arch=cell.arch), runc=runc)
+        return choice
 
     def check(self, cell: Cell) -> None:
         choice = self.containerd(cell)
@@ -258,7 +266,8 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                        asks="kubeadm_images")]
         choice = self.containerd(cell)
         expected = choice.version if art is None and choice.source == "release" else None
-        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected)
+        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected,
+                                  require=expected is not None)
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
