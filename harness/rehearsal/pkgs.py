@@ -194,7 +194,7 @@ def _index(minor_dir: Path, debs: list[Path], arches: list[str]) -> Path:
     for deb in debs:
         data = deb.read_bytes()
         control = _run(["dpkg-deb", "-f", str(deb)], f"dpkg-deb -f {deb.name}").rstrip("\n")
-        stanzas.append(f"{control}\nFilename: ./{deb.relative_to(minor_dir)}\nSize: {len(data)}\n"
+        stanzas.append(f"{control}\nFilename: {deb.relative_to(minor_dir)}\nSize: {len(data)}\n"
                        f"MD5sum: {hashlib.md5(data).hexdigest()}\nSHA256: {hashlib.sha256(data).hexdigest()}\n")
     text = "\n".join(stanzas).encode()
     (minor_dir / "Packages").write_bytes(text)

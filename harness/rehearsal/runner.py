@@ -122,9 +122,9 @@ def rehearse_cell(cell: Cell, node, options: Options, log: Path, progress: Calla
 
 
 def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Callable[[str], None] = print,
-        standins_root: Path | None = None) -> list[CellResult]:
+        inspect: Callable | None = None) -> list[CellResult]:
     """Rehearse every cell; write out_dir/rehearsal.json. `provider_factory(progress)`: the node
-    provider (default: QEMU)."""
+    provider (default: QEMU). `inspect(node, result)`: called before each node stops (tests look)."""
     if provider_factory is None:
         from ..nodes.qemu import QemuProvider
         provider_factory = lambda p: QemuProvider(progress=p)  # noqa: E731
@@ -140,8 +140,7 @@ def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Calla
         else:
             runnable.append((r, mods))
     inputs: dict[str, str] = {}
-    own_root = standins_root is None
-    root = Path(tempfile.mkdtemp(prefix="archmatrix-standins-")) if own_root else standins_root
+    root = Path(tempfile.mkdtemp(prefix="archmatrix-standins-"))
     server = None
     try:
         redirects: dict[str, str] = {}
@@ -158,17 +157,16 @@ def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Calla
             opts = {}
             for m in mods:
                 opts.update(m.options(server.node_url))
-            _one_cell(r, Options(**opts), out_dir / r.cell.id, provider_factory, progress)
+            _one_cell(r, Options(**opts), out_dir / "rehearsal" / r.cell.id, provider_factory, progress, inspect)
     finally:
         if server is not None:
             server.stop()
-        if own_root:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     write(out_dir / "rehearsal.json", results, inputs, server)
     return results
 
 
-def _one_cell(r: CellResult, options: Options, artifacts: Path, provider_factory, progress) -> None:
+def _one_cell(r: CellResult, options: Options, artifacts: Path, provider_factory, progress, inspect=None) -> None:
     cell = r.cell
     progress(f"{cell.id}: rehearsal: a node, then the plan up to its first step that needs Kubernetes")
     node = None
@@ -181,6 +179,8 @@ def _one_cell(r: CellResult, options: Options, artifacts: Path, provider_factory
         r.node = {k: v for k, v in node.facts.items() if isinstance(v, (str, int, float, bool))}
         rehearse_cell(cell, node, options, artifacts / "bootstrap.log", progress, r)
         r.node = {k: v for k, v in node.facts.items() if isinstance(v, (str, int, float, bool))}
+        if inspect:
+            inspect(node, r)
     except ProductFailure as e:
         r.outcome, r.why, r.stopped_at = "failed", str(e), (r.steps[-1]["step"] if r.steps else None)
     except InfraError as e:
