@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..bootstrap import kubeadm
 from ..common.errors import InfraError
 from ..host import debian
 from ..matrix import platforms
@@ -40,32 +41,11 @@ KUBECTL_SUITE = {"1.32": "trixie", "1.36": "sid"}
 BINARIES_SUITE = "sid"  # containernetworking-plugins 1.9.1 (kubelet needs kubernetes-cni >= 1.2.0)
 # debbuild's %{_unitdir}; bookworm and trixie are merged-/usr, so /lib/systemd/system is /usr/lib/...
 UNITDIR = "lib/systemd/system"
-# kubernetes/release cmd/krel/templates/latest/kubelet/kubelet.service
-KUBELET_SERVICE = """[Unit]
-Description=kubelet: The Kubernetes Node Agent
-Documentation=https://kubernetes.io/docs/
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=/usr/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=10
-
-[Install]
-WantedBy=multi-user.target
-"""
-# kubernetes/release cmd/krel/templates/latest/kubeadm/10-kubeadm.conf, with the spec's debbuild sed
-# (/etc/sysconfig/kubelet -> /etc/default/kubelet); comments dropped
-KUBEADM_DROPIN = """[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-EnvironmentFile=-/etc/default/kubelet
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-"""
+# kubelet's unit and kubeadm's drop-in as the debs install them (kubernetes/release
+# cmd/krel/templates/latest/kubelet/kubelet.service, kubeadm/10-kubeadm.conf with the spec's debbuild sed
+# to /etc/default/kubelet): the air-gapped plan's copies (bootstrap/kubeadm.py), with kubelet at %{_bindir}
+KUBELET_SERVICE = kubeadm.KUBELET_UNIT.replace("/usr/local/bin/kubelet", "/usr/bin/kubelet")
+KUBEADM_DROPIN = kubeadm.KUBEADM_DROPIN.replace("/usr/local/bin/kubelet", "/usr/bin/kubelet")
 STANDIN = "archmatrix rehearsal stand-in"
 
 
@@ -137,7 +117,7 @@ def _deb(out: Path, name: str, version: str, arch: str, depends: str, files: dic
         (root / "DEBIAN/control").write_text("\n".join(control) + "\n")
         deb = out / arch / f"{name}_{version}_{arch}.deb"
         deb.parent.mkdir(parents=True, exist_ok=True)
-        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)], f"dpkg-deb {deb.name}")
+        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(root), str(deb)], f"dpkg-deb {deb.name}")
     return deb
 
 
