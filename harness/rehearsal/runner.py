@@ -166,6 +166,19 @@ def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Calla
     return results
 
 
+def _provision(cell: Cell, artifacts: Path, provider_factory, progress):
+    """The cell's node; a retryable infrastructure error (a boot that timed out) is retried once, as
+    the pytest plugin does (plugin.NodePool.provision)."""
+    provider = provider_factory(progress)
+    try:
+        return provider.provision(cell, artifacts)
+    except InfraError as e:
+        if not e.retryable:
+            raise
+        progress(f"{cell.id}: infrastructure error, retrying once: {e}")
+        return provider.provision(cell, artifacts)
+
+
 def _one_cell(r: CellResult, options: Options, artifacts: Path, provider_factory, progress, inspect=None) -> None:
     cell = r.cell
     progress(f"{cell.id}: rehearsal: a node, then the plan up to its first step that needs Kubernetes")
@@ -173,7 +186,7 @@ def _one_cell(r: CellResult, options: Options, artifacts: Path, provider_factory
     t0 = time.monotonic()
     try:
         get(cell.bootstrapper, options).check(cell)  # refused before a node starts
-        node = provider_factory(progress).provision(cell, artifacts)
+        node = _provision(cell, artifacts, provider_factory, progress)
         r.steps.append({"step": "node boot", "seconds": round(time.monotonic() - t0, 1), "outcome": "passed",
                         "lab": True})
         r.node = {k: v for k, v in node.facts.items() if isinstance(v, (str, int, float, bool))}
