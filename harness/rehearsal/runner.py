@@ -114,7 +114,8 @@ def rehearse_cell(cell: Cell, node, options: Options, log: Path, progress: Calla
         outcome = "passed" if error is None else ("failed" if isinstance(error, ProductFailure) else "error")
         result.steps.append({"step": step.name, "seconds": round(seconds, 1), "outcome": outcome,
                              "lab": step.lab})
-        progress(f"{cell.id}: {step.name}: {outcome} ({seconds:.1f} s)")
+        name = step.name if len(step.name) <= 90 else step.name[:87] + "..."  # the results file has it whole
+        progress(f"{cell.id}: {name}: {outcome} ({seconds:.1f} s)")
 
     run_steps(node, plan, log, progress=lambda _line: None, label=cell.bootstrapper, on_step=record)
     result.why = (f"stopped before '{result.stopped_at}': it needs a real Kubernetes binary (none exists here)"
