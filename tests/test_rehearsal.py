@@ -5,6 +5,7 @@ cell runs for real on an emulated amd64 Debian 12 node through the plan up to `k
 import json
 import shutil
 import subprocess
+import types
 import urllib.request
 from pathlib import Path
 
@@ -209,3 +210,34 @@ def test_a_kubeadm_cell_rehearses_on_a_real_amd64_debian12_node_up_to_kubeadm_in
                  "/github/opencontainers/runc/releases/download/v1.3.6/runc.amd64"):
         assert path in fetched, fetched
     assert "archmatrix rehearsal stand-in for kubeadm" in (tmp_path / "rehearsal" / CELL.id / "bootstrap.log").read_text()
+
+
+class _Interrupted:
+    """A provider interrupted while it boots (Ctrl-C, or SIGTERM through the CLI's handler)."""
+
+    def __init__(self, progress):
+        pass
+
+    def provision(self, cell, artifacts):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_rehearsal_still_writes_whole_results_and_stops_its_server(tmp_path, monkeypatch):
+    built = []
+
+    def build(root, cells, progress):
+        (root / "f").write_text("x")
+        built.append(root)
+        return {}
+
+    Source = types.ModuleType("harness.rehearsal.fake")  # a stand-in source of the contract's shape
+    Source.build, Source.options = build, lambda node_url: {"package_base": node_url}
+
+    monkeypatch.setattr(runner, "stand_in_modules", lambda b: [Source])
+    cells = [CELL, Cell("amd64", "debian13", "1.37", "kubeadm", "qemu")]
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(cells, tmp_path, provider_factory=_Interrupted)
+    doc = json.loads((tmp_path / "rehearsal.json").read_text())
+    assert [(c["outcome"], c["why"]) for c in doc["cells"]] == [
+        ("error", "interrupted (Ctrl-C or SIGTERM) during this cell"), ("skipped", "interrupted before this cell")]
+    assert built and not built[0].exists()  # the stand-ins' files removed, the server stopped (nothing_leaks)

@@ -142,6 +142,8 @@ def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Calla
             runnable.append((r, mods))
     inputs: dict[str, str] = {}
     root = Path(tempfile.mkdtemp(prefix="archmatrix-standins-"))
+    done: set[int] = set()  # the results whose cell's rehearsal ran to its end
+    current, interrupted = None, False
     server = None
     try:
         redirects: dict[str, str] = {}
@@ -158,12 +160,23 @@ def run(cells: list[Cell], out_dir: Path, provider_factory=None, progress: Calla
             opts = {}
             for m in mods:
                 opts.update(m.options(server.node_url))
+            current = r
             _one_cell(r, Options(**opts), out_dir / "rehearsal" / r.cell.id, provider_factory, progress, inspect)
+            done.add(id(r))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (cli): the nodes stopped already; say so in the results
+        interrupted = True
+        for r, _ in runnable:
+            if r is current and id(r) not in done:
+                r.outcome, r.why = "error", "interrupted (Ctrl-C or SIGTERM) during this cell"
+            elif id(r) not in done:
+                r.outcome, r.why = "skipped", "interrupted before this cell"
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
     write(out_dir / "rehearsal.json", results, inputs, server)
+    if interrupted:
+        raise KeyboardInterrupt
     return results
 
 
