@@ -88,3 +88,15 @@ def bench(session):
     session.install("-e", ".")
     session.env["ARCHMATRIX_RELEASES"] = "table"  # figures of the harness, not of the network
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def rehearse(session):
+    """Each plan's steps for real on QEMU nodes against local stand-ins of pkgs.k8s.io, GitHub's release
+    downloads, the Snap Store and get.k3s.io, up to the first step that needs a real Kubernetes binary
+    (default: amd64,s390x x debian12,debian13 x kubeadm,microk8s,k3s; `-- --bootstrapper kubeadm` to narrow).
+    Writes reports/rehearsal.json; never counted as the bootstrappers passing."""
+    session.install("-e", ".")
+    session.env["ARCHMATRIX_RELEASES"] = "table"  # offline: the built-in release table, said in the output
+    session.run("archmatrix", "deps", "--tests", "--install")  # qemu, mmdebstrap, dpkg-deb, gpg
+    session.run("archmatrix", "rehearse", *session.posargs)

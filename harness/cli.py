@@ -345,6 +345,25 @@ def cmd_up(args) -> int:
     return 0
 
 
+def cmd_rehearse(args) -> int:
+    """Every selected plan's steps, for real on QEMU nodes against local stand-ins, up to the first
+    step that needs a real Kubernetes binary (harness/rehearsal/runner.py)."""
+    import signal as _signal
+
+    from .rehearsal import runner
+
+    cells = runner.select(args.arch, args.distro, args.bootstrapper, args.kubernetes)
+
+    def stop(signum, frame):  # SIGTERM like Ctrl-C: the runner's finally blocks stop its nodes and server
+        raise KeyboardInterrupt
+
+    _signal.signal(_signal.SIGTERM, stop)
+    results = runner.run(cells, Path(args.reports_dir), progress=print)
+    print(runner.grid(results))
+    print(f"results: {Path(args.reports_dir) / 'rehearsal.json'}")
+    return runner.exit_code(results)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archmatrix",
@@ -439,6 +458,16 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--package-base", metavar="URL", help="kubeadm: a mirror of https://pkgs.k8s.io")
     pl.add_argument("--k3s-version", metavar="VERSION", help="k3s: pin INSTALL_K3S_VERSION (e.g. v1.32.3+k3s1)")
     pl.set_defaults(func=cmd_plan)
+
+    from .rehearsal.runner import DEFAULTS as REHEARSE_DEFAULTS
+
+    rh = sub.add_parser("rehearse", help="run each plan for real on QEMU nodes against local stand-ins of its "
+                                         "upstream sources, up to the first step that needs Kubernetes")
+    for axis in ("arch", "distro", "bootstrapper", "kubernetes"):
+        rh.add_argument(FLAGS[axis], dest=axis, action="append", default=[], metavar="NAME[,NAME...]",
+                        help=f"{axis} values (default: {','.join(REHEARSE_DEFAULTS[axis])})")
+    rh.add_argument("--reports-dir", default="reports", metavar="DIR", help="where rehearsal.json and the logs go")
+    rh.set_defaults(func=cmd_rehearse)
 
     up = sub.add_parser("up", help="boot one cell's node, print the ssh command, keep it until Ctrl-C")
     up.add_argument("cell", metavar="CELL", help="a cell id (or a prefix or glob matching one cell)")

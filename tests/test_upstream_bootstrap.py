@@ -23,6 +23,7 @@ from harness.nodes.images import build as images
 from harness.services.ports import free_port
 from harness.matrix.cells import Cell
 from harness.nodes import qemu
+from harness.rehearsal import pkgs
 from conftest import need
 from test_upstream_plans import docker_archive
 
@@ -40,7 +41,6 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
     shutil.move(docker_archive(tmp_path, p, "registry.k8s.io/pause:3.10"), art / "amd64/images")
 
     cell = Cell("amd64", "debian12", "1.32", "kubeadm", "qemu")
-    listing = "\n".join(cell.release.images(patch="v1.32.0").values())
     lab = Lab()
     node = qemu.QemuProvider(progress=print).provision(cell, tmp_path / "node")
     closed = f"http://10.0.2.2:{free_port()}"
@@ -71,11 +71,7 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         assert (tmp_path / "node" / "bootstrap.log").read_text() == before
 
         # 3. air-gapped with stand-ins: binaries copied, kubeadm asked, images from the harness registry
-        (art / "amd64/bin/kubeadm").write_text(
-            "#!/bin/sh\necho \"archmatrix stand-in for kubeadm $*\" >&2\ncase \"$*\" in\n"
-            "  'version -o short') echo v1.32.0 ;;\n"
-            f"  'config images list --kubernetes-version v1.32.0') printf '%s\\n' {listing.replace(chr(10), ' ')} ;;\n"
-            "  *) echo 'a stand-in cannot do this' >&2; exit 1 ;;\nesac\n")
+        (art / "amd64/bin/kubeadm").write_text(pkgs.kubeadm_script(cell.release, "v1.32.0"))  # the rehearsal's
         (art / "amd64/bin/kubelet").write_text("#!/bin/sh\necho 'archmatrix stand-in for kubelet' >&2\nexit 1\n")
         b.prepare(node, cell, progress=print)
         reg = lab.node_registry(cell.release.pause)
@@ -97,7 +93,8 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
         # kubeadm init exiting non-zero is the product's step failing (failed, not error): here the stand-in
         with pytest.raises(ProductFailure, match=r"bootstrap step 'kubeadm init' failed \(exit 1\)"):
             b.install(node, cell)  # the stand-in cannot init: the first step that needs a real kubeadm
-        assert "archmatrix stand-in for kubeadm init --config" in (tmp_path / "node" / "bootstrap.log").read_text()
+        assert f"{pkgs.STANDIN} for kubeadm (no Kubernetes binary exists here): init --config" in (
+            tmp_path / "node" / "bootstrap.log").read_text()
 
         # 4. the API tunnel: a local forward through the node's ControlMaster reaches its loopback
         port = node.forward(22)

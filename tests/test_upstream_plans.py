@@ -286,6 +286,10 @@ class RecordingNode:
         if command == "containerd config dump":
             written = [c for c in self.commands if "/etc/containerd/config.toml <<" in c]
             return written[-1].split("\n", 1)[1].rsplit("\nEOF", 1)[0] if written else ""
+        if command == "containerd --version":  # the release tarball the plan unpacked (its version is checked)
+            import re
+            got = [m for c in self.commands for m in re.findall(r"containerd-(\d+\.\d+\.\d+)-linux-", c)]
+            return f"containerd github.com/containerd/containerd/v2 v{got[-1]} 0\n" if got else ""
         return ""
 
     def put(self, src, dest, mode):

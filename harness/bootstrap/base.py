@@ -40,6 +40,10 @@ class Options:
     # containerd's and runc's release assets and flannel's manifest (kubeadm); tests point it at a
     # closed loopback port, a rehearsal at its stand-ins
     release_base: str | None = None
+    # the containerd release a kubeadm cell installs from release_base instead of the one
+    # upstream.containerd_for chooses: a rehearsal's stand-in carries Debian's build of another
+    # version, said here (and in its results) rather than by loosening the plan's version check
+    containerd_version: str | None = None
 
 
 class Bootstrapper:

@@ -99,14 +99,23 @@ def wrong(dump: str, sandbox_ref: str, systemd_cgroup: bool) -> str | None:
     return "containerd uses " + "; ".join(bad) if bad else None
 
 
+def wrong_version(output: str, expected: str) -> str | None:
+    """`containerd --version` says another version than the plan installed (None: the same)."""
+    got = version_of(output)
+    if got == version_of(expected):
+        return None
+    return f"containerd {'.'.join(map(str, got)) if got else '(no version)'} installed, the plan chose {expected}"
+
+
 def steps(sandbox_ref: str, plain_http: str | None = None, systemd_cgroup: bool = False,
-          facts: dict | None = None, expected: str | None = None) -> list[Step]:
+          facts: dict | None = None, expected: str | None = None, require: bool = False) -> list[Step]:
     """Ask the installed containerd its version, write the config it reads, restart it, read back
-    what it uses. `expected`: the version the plan installs, shown before the node has answered."""
+    what it uses. `expected`: the version the plan installs, shown before the node has answered;
+    `require`: the installed one must be it (a release tarball the plan chose by version)."""
     version = version_of((facts or {}).get("containerd_version")) or version_of(expected) or (1, 7, 0)
     return [
         Step("node", "containerd --version", "the installed containerd's version (its config version)",
-             asks="containerd_version"),
+             asks="containerd_version", verify=(lambda out: wrong_version(out, expected)) if require else None),
         Step("node", heredoc(CONFIG, config(version, sandbox_ref, plain_http, systemd_cgroup)),
              f"containerd config version {3 if version[0] >= 2 else 2} for containerd "
              f"{'.'.join(map(str, version))}: sandbox image {sandbox_ref}, "

@@ -168,7 +168,15 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
 
     def containerd(self, cell: Cell) -> upstream.ContainerdChoice:
         """The containerd this cell's release supports, and where it comes from (matrix/upstream.py)."""
-        return upstream.containerd_for(cell.release, cell.os, cell.arch)
+        choice = upstream.containerd_for(cell.release, cell.os, cell.arch)
+        given = self.options.containerd_version
+        if given and choice.source == "release":
+            line = upstream.LINES.get(".".join(given.split(".")[:2]))
+            runc = line.runc if line else choice.runc  # the runc that line is tested with
+            return upstream.ContainerdChoice("release", given, f"given (Options.containerd_version), instead of "
+                                             f"{choice.version}: {choice.reason}",
+                                             url=upstream.TARBALL.format(v=given, arch=cell.arch), runc=runc)
+        return choice
 
     def check(self, cell: Cell) -> None:
         choice = self.containerd(cell)
@@ -258,7 +266,8 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                        asks="kubeadm_images")]
         choice = self.containerd(cell)
         expected = choice.version if art is None and choice.source == "release" else None
-        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected)
+        steps += containerd.steps(sandbox, plain_http=plain_http, systemd_cgroup=True, facts=facts, expected=expected,
+                                  require=expected is not None)
         steps.append(Step("node", "systemctl daemon-reload && systemctl enable --now kubelet",
                           "kubelet enabled (it restarts until kubeadm init gives it a config)"))
         return steps
@@ -332,7 +341,7 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         return [
             Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host, facts), expand=True),
                  "kubeadm config: kubernetesVersion from the installed kubeadm, imageRepository", phase="install"),
-            Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install"),
+            Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install", kubernetes=True),
             *cni,
             Step("node", f"{KUBECTL} taint nodes --all {taint}",
                  "single-node cell: workloads may run on the control plane", phase="install"),
@@ -347,18 +356,20 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             # kubernetes.io "Adding Windows worker nodes" with kubernetes-sigs/sig-windows-tools
             tools = "https://github.com/kubernetes-sigs/sig-windows-tools/releases/latest/download"
             return [
-                Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
+                Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install",
+                 kubernetes=True),
                 Step("node", f"curl.exe -fsSLO {tools}/Install-Containerd.ps1; .\\Install-Containerd.ps1",
                      "containerd for Windows", url=tools, phase="install"),
                 Step("node", f"curl.exe -fsSLO {tools}/PrepareNode.ps1; .\\PrepareNode.ps1 -KubernetesVersion "
                              f"$(curl.exe -fsSL https://dl.k8s.io/release/stable-{cell.release.minor}.txt)",
                      "kubelet and kubeadm for Windows", url=tools, phase="install"),
                 Step("node", f"{join} --cri-socket npipe:////./pipe/containerd-containerd",
-                     "kubeadm join", phase="install"),
+                     "kubeadm join", phase="install", kubernetes=True),
             ]
         return self.node_plan(cell, registry_host) + [
-            Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
-            Step("node", join, "kubeadm join", phase="install"),
+            Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install",
+                 kubernetes=True),
+            Step("node", join, "kubeadm join", phase="install", kubernetes=True),
             Step("control-plane", f"{KUBECTL} wait --for=condition=Ready node/<the node's hostname> --timeout=300s",
                  "the worker Ready", phase="install"),
         ]

@@ -58,6 +58,9 @@ class Step:
          records it in node.facts and makes the plan again, so later steps use the node's answer.
     verify: reads the step's output and says what is wrong with the product (None: nothing); a
          wrong answer fails the step like a non-zero exit.
+    kubernetes: the step needs a real Kubernetes binary to act (kubeadm init/join, k3s server
+         start, MicroK8s readiness): a rehearsal (harness/rehearsal) runs a plan up to, not
+         including, the first such step, since no Kubernetes server binary exists here.
     """
 
     where: str
@@ -70,6 +73,7 @@ class Step:
     installs: tuple[str, ...] = ()
     asks: str | None = None
     verify: Callable[[str], str | None] | None = field(default=None, compare=False)
+    kubernetes: bool = False
 
     @property
     def name(self) -> str:
@@ -161,13 +165,14 @@ _DISK_FULL = re.compile(r"No space left on device|You don't have enough free spa
 
 
 def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path, progress=print,
-              label: str = "") -> None:
+              label: str = "", on_step: Callable[[Step, float, Exception | None], None] | None = None) -> None:
     """Run steps on the node in order, each logged with its output and seconds; the first failure
     raises: a ProductFailure for a step of the product, an InfraError for one of the lab, or for
     any step that could not reach its URL or found the disk full (fast, named, not retried). A
     lost connection raises InfraError from node.run itself.
     `steps` may be a function of the node's facts: after a step that asks, its answer goes into
-    node.facts and the steps are made again (those run so far must come out the same)."""
+    node.facts and the steps are made again (those run so far must come out the same).
+    `on_step(step, seconds, error)`: told after each node step (error None when it passed)."""
     make = steps if callable(steps) else (lambda facts: steps)
     done = 0
     current = make(node.facts)
@@ -176,30 +181,44 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
             step = current[done]
             done += 1
             t0 = time.monotonic()
-            if step.copy:
-                progress(f"{label}: {step.why}")
-                node.put(Path(step.copy[0]), step.copy[1], step.copy[2])
-                out.write(f"# {step.command} ({time.monotonic() - t0:.1f} s)\n")
-                continue
-            if step.where != "node":
-                continue  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
-            progress(f"{label}: {step.name}")
-            r = node.run(step.command)
-            text = r.stdout + r.stderr
-            out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
-            out.flush()
-            # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): read its output too
-            unreachable = _UNREACHABLE.search(text)
-            if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
-                raise _failure(step, r.rc, text, unreachable, log, label)
-            wrong = step.verify(r.stdout) if step.verify else None
-            wrong = wrong or (_missing_installs(node, step) if step.installs else None)
-            if wrong:
-                out.write(f"# check failed: {wrong}\n")
-                raise _wrong(step, wrong, log, label)
-            if step.asks:
-                node.facts[step.asks] = r.stdout.strip()
-                current = make(node.facts)
+            try:
+                current = _one(node, step, current, make, out, log, progress, label)
+            except Exception as e:
+                if on_step and (step.copy or step.where == "node"):
+                    on_step(step, time.monotonic() - t0, e)
+                raise
+            if on_step and (step.copy or step.where == "node"):
+                on_step(step, time.monotonic() - t0, None)
+
+
+def _one(node, step: Step, current: list[Step], make, out, log: Path, progress, label: str) -> list[Step]:
+    """Run one step of run_steps; the steps as they are after it (made again when it asked)."""
+    t0 = time.monotonic()
+    if step.copy:
+        progress(f"{label}: {step.why}")
+        node.put(Path(step.copy[0]), step.copy[1], step.copy[2])
+        out.write(f"# {step.command} ({time.monotonic() - t0:.1f} s)\n")
+        return current
+    if step.where != "node":
+        return current  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
+    progress(f"{label}: {step.name}")
+    r = node.run(step.command)
+    text = r.stdout + r.stderr
+    out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
+    out.flush()
+    # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): read its output too
+    unreachable = _UNREACHABLE.search(text)
+    if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
+        raise _failure(step, r.rc, text, unreachable, log, label)
+    wrong = step.verify(r.stdout) if step.verify else None
+    wrong = wrong or (_missing_installs(node, step) if step.installs else None)
+    if wrong:
+        out.write(f"# check failed: {wrong}\n")
+        raise _wrong(step, wrong, log, label)
+    if step.asks:
+        node.facts[step.asks] = r.stdout.strip()
+        return make(node.facts)
+    return current
 
 
 def _failure(step: Step, rc: int, text: str, unreachable, log: Path, label: str) -> Exception:

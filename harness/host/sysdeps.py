@@ -68,6 +68,9 @@ PACKAGE_OF: dict[str, str] = {
     # playwright's bundled node driver links it ("libatomic.so.1: cannot open shared object file" in a
     # fresh root: the host had it from gcc); a library is looked up in ld.so's cache
     "libatomic.so.1": "libatomic1",
+    # the rehearsal's pkgs.k8s.io stand-in: signed by a throwaway key (rehearsal/pkgs.py)
+    "gpg": "gpg",
+    "gpgconf": "gpgconf",
     # every arch's emulators: the platform table says which binary ships in which package
     **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
     **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
