@@ -4,8 +4,10 @@ serves a stand-in `microk8s` snap per channel, which the node's real Debian snap
 into /snap/bin, so the PATH a plan finds `microk8s` on is snapd's own.
 
   snap/<minor>-<risk>/microk8s.snap   name microk8s, classic, the base of the tag's snapcraft.yaml
-  snap/<minor>-<risk>/base.snap       a stand-in of that base (core20, core22: snapd installs a snap's
-                                      base before it, from the store: here there is none)
+  snap/<minor>-<risk>/base.snap       a stand-in of that base (core20, core22): snapd installs a snap's
+                                      base before it, from the store, and refuses a local snap whose base
+                                      is missing; a base installed locally first satisfies it (snapd's own
+                                      spread test tests/main/base-snaps)
 
 The snap carries MicroK8s' real default-args/containerd-template.toml of the track's tag (from the
 canonical/microk8s mirror) and an install hook doing what the real one does with it (snap/hooks/install:
