@@ -31,7 +31,7 @@ def shipped_pause(cell, request) -> tuple[str, str]:
 
 @pytest.fixture
 def pause_index(cell, registry_client, image_repository, shipped_pause):
-    """(reference, manifest) of the bootstrapper's pause in <image-repository> (a mirror in upstream's
+    """(reference, manifest, whose pause) of the bootstrapper's pause in <image-repository> (a mirror in upstream's
     layout: registry.k8s.io/pause -> <repo>/pause, docker.io/rancher/mirrored-pause ->
     <repo>/rancher/mirrored-pause), read once per run."""
     image, tag = shipped_pause
@@ -44,15 +44,16 @@ def pause_index(cell, registry_client, image_repository, shipped_pause):
     got = _index[ref]
     if isinstance(got, RegistryError) and got.lab:
         raise got.outcome()  # unreachable, 5xx: the lab learnt nothing about the image (`error`)
-    return ref, got
+    # whose pause it is, in a failure's words: kubeadm's release pause, or the bootstrapper's own
+    return ref, got, cell.bootstrapper if image != "registry.k8s.io/pause" or tag != cell.release.pause else "kubeadm"
 
 
 def _manifest(pause_index, cell):
-    ref, m = pause_index
+    ref, m, who = pause_index
     if isinstance(m, RegistryError):  # the registry answered: no such tag, or not for us (`failed`)
         if m.status == 404:
-            raise ProductFailure(f"{ref}: expected the pause image {cell.bootstrapper} {cell.release.minor} "
-                                 f"pulls, found no such tag")
+            raise ProductFailure(f"{ref}: expected the pause image {who} {cell.release.minor} pulls, "
+                                 f"found no such tag")
         raise m.outcome()
     return ref, m
 
