@@ -5,6 +5,7 @@ checks its sha256 (and refuses a wrong one), makes its links, unit and killall/u
 the node's real snapd installs the stand-in MicroK8s snap, whose install hook puts MicroK8s' real
 containerd template of the track in $SNAP_DATA/args, and links its command into /snap/bin, which a
 bare `microk8s` over the node transport does not find (exit 127: #16 finding 1)."""
+import os
 import re
 import time
 
@@ -66,6 +67,9 @@ def test_standin_plans_reach_only_the_standins_and_stop_before_kubernetes(name, 
         assert "/usr/bin/snap install --dangerous --classic /root/microk8s.snap" in before and "--channel" not in before
 
 
+@pytest.mark.skipif(not os.environ.get("ARCHMATRIX_REHEARSAL"), reason="a long proof (one TCG node, apt, snapd: "
+                    "13.5 min for k3s alone on this loaded machine, past the 3 min nox -s tests may add): "
+                    "ARCHMATRIX_REHEARSAL=1 runs it; nox -s rehearse runs the same plans")
 def test_k3s_and_microk8s_rehearsed_on_a_real_node(tmp_path, monkeypatch):
     # boots on this shared 2-core machine (four engineers' QEMUs at once) reached qemu.py's 300 s twice
     # (2026-11-22, load 10-20): a longer bound, never a shorter one

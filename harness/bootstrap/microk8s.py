@@ -151,9 +151,12 @@ class MicroK8sBootstrapper(containerd.ContainerdRuntime, PlannedBootstrapper):
         return [
             Step("node", f"{APT} install -y --no-install-recommends curl ca-certificates", "curl for the stand-in "
                  "store", installs=("/usr/bin/curl",), lab=True),
-            Step("node", f"{get} /root/standin-base.snap {base}/{channel}/base.snap && {get} /root/microk8s.snap "
+            Step("node", f"{get} /root/standin-snapd.snap {base}/{channel}/snapd.snap && {get} "
+                         f"/root/standin-base.snap {base}/{channel}/base.snap && {get} /root/microk8s.snap "
                          f"{base}/{channel}/microk8s.snap", "the stand-in snaps (rehearsal: no Snap Store here)",
                  url=url, lab=True),
+            # snapd installs the snapd system snap before a snap with a non-core base (from the store)
+            Step("node", f"{SNAP} install --dangerous /root/standin-snapd.snap", "the stand-in snapd snap", lab=True),
             Step("node", f"{SNAP} install --dangerous /root/standin-base.snap", "the stand-in base snap", lab=True),
             Step("node", f"{SNAP} install --dangerous --classic /root/microk8s.snap",
                  "MicroK8s (stand-in snap) by the node's snapd", installs=(MICROK8S,)),

@@ -4,6 +4,12 @@ serves a stand-in `microk8s` snap per channel, which the node's real Debian snap
 into /snap/bin, so the PATH a plan finds `microk8s` on is snapd's own.
 
   snap/<minor>-<risk>/microk8s.snap   name microk8s, classic, the base of the tag's snapcraft.yaml
+  snap/<minor>-<risk>/snapd.snap      a stand-in of the `snapd` system snap: Debian 12's snapd 2.57.6 will not
+                                      install a snap with a base other than core until the snapd snap is
+                                      installed, and fetches it from the store ("Ensure prerequisites for
+                                      "microk8s" are available (cannot install system snap "snapd": Post
+                                      "https://api.snapcraft.io/v2/snaps/refresh"...)", seen on a real node);
+                                      it carries no /usr/lib/snapd/info, so snapd does not re-exec into it
   snap/<minor>-<risk>/base.snap       a stand-in of that base (core20, core22): snapd installs a snap's
                                       base before it, from the store, and refuses a local snap whose base
                                       is missing; a base installed locally first satisfies it (snapd's own
@@ -87,6 +93,12 @@ def build_channel(out: Path, minor: str, version: str) -> None:
         _write(m / "meta/hooks/install", INSTALL_HOOK, 0o755)
         _write(m / "microk8s.wrapper", WRAPPER, 0o755)
         _write(m / "default-args/containerd-template.toml", template)
+        s = Path(tmp) / "snapd"
+        _write(s / "meta/snap.yaml", yaml.safe_dump({
+            "name": "snapd", "version": "standin", "type": "snapd", "grade": "devel",
+            "summary": "archmatrix stand-in for the snapd system snap (rehearsal)",
+            "description": "Empty: the node's snapd is Debian's package."}))
+        _pack(s, out / "snapd.snap")
         _pack(b, out / "base.snap")
         _pack(m, out / "microk8s.snap")
 
