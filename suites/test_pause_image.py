@@ -1,8 +1,11 @@
-"""The pause (sandbox) image: the version kubeadm expects, configured in the runtime, and
-published for the cell's platform with configs that say the truth."""
+"""The pause (sandbox) image: the version kubeadm expects (or the one MicroK8s or k3s ships
+itself), configured in the runtime, and published for the cell's platform with configs that say
+the truth."""
+import warnings
+
 import pytest
 
-from harness.bootstrap.capabilities import BringsUpCluster
+from harness.bootstrap.capabilities import BringsUpCluster, ConfiguresRuntime
 from harness.checks import images
 from harness.common.errors import ProductFailure
 from harness.oci.client import RegistryError
@@ -11,9 +14,28 @@ _index: dict = {}
 
 
 @pytest.fixture
-def pause_index(cell, registry_client, image_repository):
-    """(reference, manifest) of <image-repository>/pause:<release's pause>, read once per run."""
-    ref = f"{image_repository}/pause:{cell.release.pause}"
+def shipped_pause(cell, request) -> tuple[str, str]:
+    """(image, tag) of the sandbox image the cell's bootstrapper configures, before any node exists:
+    the release's pause from kubeadm's table, or what MicroK8s or k3s ship (their tables)."""
+    from harness.plugin import _the_bootstrapper
+
+    b = _the_bootstrapper(cell, request.config, request.getfixturevalue("_archmatrix_pool"))
+    if not isinstance(b, ConfiguresRuntime):
+        return "registry.k8s.io/pause", cell.release.pause
+    shipped = b.shipped_pause(cell)
+    if shipped is None:
+        pytest.skip(f"{cell.bootstrapper} {cell.release.minor}'s pause is not in its table: the runtime "
+                    f"checks read it from the node")
+    return shipped
+
+
+@pytest.fixture
+def pause_index(cell, registry_client, image_repository, shipped_pause):
+    """(reference, manifest, whose pause) of the bootstrapper's pause in <image-repository> (a mirror in upstream's
+    layout: registry.k8s.io/pause -> <repo>/pause, docker.io/rancher/mirrored-pause ->
+    <repo>/rancher/mirrored-pause), read once per run."""
+    image, tag = shipped_pause
+    ref = f"{image_repository}/{image.split('/', 1)[1]}:{tag}"
     if ref not in _index:
         try:
             _index[ref] = registry_client.manifest(ref)
@@ -22,14 +44,15 @@ def pause_index(cell, registry_client, image_repository):
     got = _index[ref]
     if isinstance(got, RegistryError) and got.lab:
         raise got.outcome()  # unreachable, 5xx: the lab learnt nothing about the image (`error`)
-    return ref, got
+    # whose pause it is, in a failure's words: kubeadm's release pause, or the bootstrapper's own
+    return ref, got, cell.bootstrapper if image != "registry.k8s.io/pause" or tag != cell.release.pause else "kubeadm"
 
 
 def _manifest(pause_index, cell):
-    ref, m = pause_index
+    ref, m, who = pause_index
     if isinstance(m, RegistryError):  # the registry answered: no such tag, or not for us (`failed`)
         if m.status == 404:
-            raise ProductFailure(f"{ref}: expected the pause image kubeadm {cell.release.minor} pulls, "
+            raise ProductFailure(f"{ref}: expected the pause image {who} {cell.release.minor} pulls, "
                                  f"found no such tag")
         raise m.outcome()
     return ref, m
@@ -72,11 +95,28 @@ def test_pause_config_matches_entry(pause_entry):
     assert verdict.ok, verdict.message
 
 
-def test_runtime_sandbox_image(cell, node, runtime):
+def test_runtime_sandbox_image(cell, node, runtime, shipped_pause):
     """The sandbox image the node's runtime is configured with is the release's pause version (as
-    the installed kubeadm lists it, where there is one)."""
+    the installed kubeadm lists it, where there is one; MicroK8s' and k3s' own, from their tables)."""
     verdict = images.check_sandbox_image(f"{cell.id} runtime", runtime.sandbox_image(node, cell),
-                                         runtime.expected_pause(node, cell))
+                                         runtime.expected_pause(node, cell), image=shipped_pause[0])
+    assert verdict.ok, verdict.message
+
+
+def test_pause_agrees_with_kubeadm(cell, shipped_pause, record_property, request):
+    """A bootstrapper shipping its own pause (MicroK8s, k3s) may differ from kubeadm's for the
+    release: a warning naming both, not a failure."""
+    from harness.plugin import _the_bootstrapper
+
+    if not getattr(_the_bootstrapper(cell, request.config, request.getfixturevalue("_archmatrix_pool")),
+                   "own_pause", False):
+        pytest.skip(f"bootstrapper {cell.bootstrapper} configures kubeadm's pause (nothing to compare)")
+    image, tag = shipped_pause
+    verdict = images.check_pause_agrees(f"{cell.id} {cell.bootstrapper}", f"{image}:{tag}", cell.release.pause,
+                                        cell.release.minor)
+    if verdict.warning:
+        record_property("warning", verdict.message)
+        warnings.warn(verdict.message)
     assert verdict.ok, verdict.message
 
 

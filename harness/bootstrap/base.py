@@ -44,6 +44,13 @@ class Options:
     # upstream.containerd_for chooses: a rehearsal's stand-in carries Debian's build of another
     # version, said here (and in its results) rather than by loosening the plan's version check
     containerd_version: str | None = None
+    # the rehearsal's stand-ins for MicroK8s' and k3s' sources (harness/rehearsal/{microk8s,k3s}.py):
+    # a directory of <channel>/{base,microk8s}.snap installed --dangerous instead of the Snap Store;
+    # get.k3s.io, and the install script's GITHUB_URL and INSTALL_K3S_CHANNEL_URL
+    snap_base: str | None = None
+    k3s_install_url: str | None = None
+    k3s_github_url: str | None = None
+    k3s_channel_url: str | None = None
 
 
 class Bootstrapper:

@@ -23,9 +23,17 @@ class ConfiguresRuntime(abc.ABC):
     def pulled_sandbox_config(self, node, cell: Cell) -> tuple[str | None, dict]:
         """(reference, image config) of the sandbox image as the runtime holds it ({}: not pulled)."""
 
+    own_pause = False  # ships its own pause, which may differ from kubeadm's (MicroK8s, k3s)
+
     def expected_pause(self, node, cell: Cell) -> str | None:
         """The pause tag the runtime should be configured with: the release's, from the table."""
         return cell.release.pause
+
+    def shipped_pause(self, cell: Cell) -> tuple[str, str] | None:
+        """(image, tag) of the sandbox image this bootstrapper configures for the cell, known before
+        any node exists (None: unknown until the node answers). kubeadm's and the distro's: the
+        release's pause from kubeadm's table; MicroK8s and k3s ship their own (their tables)."""
+        return ("registry.k8s.io/pause", cell.release.pause) if cell.release.pause else None
 
 
 class BringsUpCluster(abc.ABC):

@@ -131,6 +131,8 @@ def steps(sandbox_ref: str, plain_http: str | None = None, systemd_cgroup: bool 
 class ContainerdRuntime(ConfiguresRuntime):
     """The sandbox image as the node's containerd has it."""
 
+    ctr = "ctr"  # the client of the node's containerd (MicroK8s and k3s run their own, with their own ctr)
+
     def sandbox_image(self, node, cell: Cell) -> str | None:
         out = node.run("containerd config dump")
         try:
@@ -145,16 +147,16 @@ class ContainerdRuntime(ConfiguresRuntime):
         ref = self.sandbox_image(node, cell)
         if ref is None:
             return None, {}
-        ls = node.run(f"ctr -n k8s.io images ls name=={ref}").stdout.splitlines()
+        ls = node.run(f"{self.ctr} -n k8s.io images ls name=={ref}").stdout.splitlines()
         if len(ls) < 2:
             return ref, {}
         digest = ls[1].split()[2]
-        index = json.loads(node.run(f"ctr -n k8s.io content get {digest}").stdout)
+        index = json.loads(node.run(f"{self.ctr} -n k8s.io content get {digest}").stdout)
         if "config" in index:  # not an index: a single-arch image's manifest
-            return ref, json.loads(node.run(f"ctr -n k8s.io content get {index['config']['digest']}").stdout)
+            return ref, json.loads(node.run(f"{self.ctr} -n k8s.io content get {index['config']['digest']}").stdout)
         for m in index.get("manifests", []):
-            got = node.run(f"ctr -n k8s.io content get {m['digest']}")
+            got = node.run(f"{self.ctr} -n k8s.io content get {m['digest']}")
             if got.rc == 0:
                 cfg_digest = json.loads(got.stdout)["config"]["digest"]
-                return ref, json.loads(node.run(f"ctr -n k8s.io content get {cfg_digest}").stdout)
+                return ref, json.loads(node.run(f"{self.ctr} -n k8s.io content get {cfg_digest}").stdout)
         return ref, {}

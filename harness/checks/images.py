@@ -78,10 +78,24 @@ def check_config(ref: str, descriptor_platform: dict, config: dict) -> Verdict:
     return Verdict(ok, f"{ref}: index entry says {claimed}, image config says {said}")
 
 
-def check_sandbox_image(where: str, configured: str | None, expected_version: str) -> Verdict:
-    """The runtime's sandbox (pause) image tag equals the one kubeadm expects for the release."""
+def check_sandbox_image(where: str, configured: str | None, expected_version: str, image: str = "pause") -> Verdict:
+    """The runtime's sandbox (pause) image tag equals the one expected for the release (kubeadm's,
+    or the pause a bootstrapper ships itself: k3s' `image` is rancher/mirrored-pause)."""
+    short = image.rsplit("/", 1)[-1]
     if not configured:
-        return Verdict(False, f"{where}: expected a sandbox image pause:{expected_version}, found none configured")
+        return Verdict(False, f"{where}: expected a sandbox image {short}:{expected_version}, found none configured")
     name, _, tag = configured.rpartition(":")
-    ok = name.rsplit("/", 1)[-1] == "pause" and tag == expected_version
-    return Verdict(ok, f"{where}: expected sandbox image pause:{expected_version}, found {configured}")
+    ok = name.rsplit("/", 1)[-1] == short and tag == expected_version
+    return Verdict(ok, f"{where}: expected sandbox image {short}:{expected_version}, found {configured}")
+
+
+def check_pause_agrees(where: str, shipped: str, kubeadm_pause: str | None, minor: str) -> Verdict:
+    """A bootstrapper's own pause (e.g. MicroK8s 1.31's registry.k8s.io/pause:3.7) against the one
+    kubeadm uses for the release: a difference is a warning naming both (the runtime runs what it
+    ships; kubeadm's is what upstream tests the release with), never a failure."""
+    if kubeadm_pause is None:
+        return Verdict(True, f"{where}: {shipped}; kubeadm {minor}'s pause is not in the table", warning=True)
+    tag = shipped.rpartition(":")[2]
+    if tag == kubeadm_pause:
+        return Verdict(True, f"{where}: {shipped}, as kubeadm {minor} (pause:{kubeadm_pause})")
+    return Verdict(True, f"{where}: ships {shipped}, kubeadm {minor} uses pause:{kubeadm_pause}", warning=True)

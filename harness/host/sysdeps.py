@@ -74,6 +74,7 @@ PACKAGE_OF: dict[str, str] = {
     # every arch's emulators: the platform table says which binary ships in which package
     **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
     **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
+    "mksquashfs": "squashfs-tools",  # the rehearsal packs its stand-in snaps (rehearsal/microk8s.py)
 }
 
 # Programs that come with the Python side (`pip install -e .[test]`), not from Debian: name -> the
