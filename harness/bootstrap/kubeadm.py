@@ -332,7 +332,7 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         return [
             Step("node", heredoc(CONFIG, self.kubeadm_config(cell, registry_host, facts), expand=True),
                  "kubeadm config: kubernetesVersion from the installed kubeadm, imageRepository", phase="install"),
-            Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install"),
+            Step("node", f"kubeadm init --config {CONFIG}", "kubeadm init", phase="install", kubernetes=True),
             *cni,
             Step("node", f"{KUBECTL} taint nodes --all {taint}",
                  "single-node cell: workloads may run on the control plane", phase="install"),
@@ -347,18 +347,20 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             # kubernetes.io "Adding Windows worker nodes" with kubernetes-sigs/sig-windows-tools
             tools = "https://github.com/kubernetes-sigs/sig-windows-tools/releases/latest/download"
             return [
-                Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
+                Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install",
+                 kubernetes=True),
                 Step("node", f"curl.exe -fsSLO {tools}/Install-Containerd.ps1; .\\Install-Containerd.ps1",
                      "containerd for Windows", url=tools, phase="install"),
                 Step("node", f"curl.exe -fsSLO {tools}/PrepareNode.ps1; .\\PrepareNode.ps1 -KubernetesVersion "
                              f"$(curl.exe -fsSL https://dl.k8s.io/release/stable-{cell.release.minor}.txt)",
                      "kubelet and kubeadm for Windows", url=tools, phase="install"),
                 Step("node", f"{join} --cri-socket npipe:////./pipe/containerd-containerd",
-                     "kubeadm join", phase="install"),
+                     "kubeadm join", phase="install", kubernetes=True),
             ]
         return self.node_plan(cell, registry_host) + [
-            Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install"),
-            Step("node", join, "kubeadm join", phase="install"),
+            Step("control-plane", "kubeadm token create --print-join-command", "a join command", phase="install",
+                 kubernetes=True),
+            Step("node", join, "kubeadm join", phase="install", kubernetes=True),
             Step("control-plane", f"{KUBECTL} wait --for=condition=Ready node/<the node's hostname> --timeout=300s",
                  "the worker Ready", phase="install"),
         ]

@@ -58,6 +58,9 @@ class Step:
          records it in node.facts and makes the plan again, so later steps use the node's answer.
     verify: reads the step's output and says what is wrong with the product (None: nothing); a
          wrong answer fails the step like a non-zero exit.
+    kubernetes: the step needs a real Kubernetes binary to act (kubeadm init/join, k3s server
+         start, MicroK8s readiness): a rehearsal (harness/rehearsal) runs a plan up to, not
+         including, the first such step, since no Kubernetes server binary exists here.
     """
 
     where: str
@@ -70,6 +73,7 @@ class Step:
     installs: tuple[str, ...] = ()
     asks: str | None = None
     verify: Callable[[str], str | None] | None = field(default=None, compare=False)
+    kubernetes: bool = False
 
     @property
     def name(self) -> str:
