@@ -165,13 +165,15 @@ _DISK_FULL = re.compile(r"No space left on device|You don't have enough free spa
 
 
 def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path, progress=print,
-              label: str = "") -> None:
+              label: str = "", on: dict | None = None) -> None:
     """Run steps on the node in order, each logged with its output and seconds; the first failure
     raises: a ProductFailure for a step of the product, an InfraError for one of the lab, or for
     any step that could not reach its URL or found the disk full (fast, named, not retried). A
     lost connection raises InfraError from node.run itself.
     `steps` may be a function of the node's facts: after a step that asks, its answer goes into
-    node.facts and the steps are made again (those run so far must come out the same)."""
+    node.facts and the steps are made again (those run so far must come out the same).
+    `on`: other nodes by where their steps run (a join cell's {"control-plane": node}); their
+    answers go into `node`'s facts too, since the plan is `node`'s."""
     make = steps if callable(steps) else (lambda facts: steps)
     done = 0
     current = make(node.facts)
@@ -180,24 +182,28 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
             step = current[done]
             done += 1
             t0 = time.monotonic()
+            target = node if step.where in ("node", "host") else (on or {}).get(step.where)
+            where = "" if step.where in ("node", "host") else f"[{step.where}] "
+            if target is None:
+                continue  # a step of a node this run does not hold
             if step.copy:
-                progress(f"{label}: {step.why}")
-                node.put(Path(step.copy[0]), step.copy[1], step.copy[2])
-                out.write(f"# {step.command} ({time.monotonic() - t0:.1f} s)\n")
+                progress(f"{label}: {where}{step.why}")
+                target.put(Path(step.copy[0]), step.copy[1], step.copy[2])
+                out.write(f"# {where}{step.command} ({time.monotonic() - t0:.1f} s)\n")
                 continue
-            if step.where != "node":
+            if step.where == "host":
                 continue  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
-            progress(f"{label}: {step.name}")
-            r = node.run(step.command)
+            progress(f"{label}: {where}{step.name}")
+            r = target.run(step.command)
             text = r.stdout + r.stderr
-            out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
+            out.write(f"$ {where}{step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
             out.flush()
             # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): read its output too
             unreachable = _UNREACHABLE.search(text)
             if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
                 raise _failure(step, r.rc, text, unreachable, log, label)
             wrong = step.verify(r.stdout) if step.verify else None
-            wrong = wrong or (_missing_installs(node, step) if step.installs else None)
+            wrong = wrong or (_missing_installs(target, step) if step.installs else None)
             if wrong:
                 out.write(f"# check failed: {wrong}\n")
                 raise _wrong(step, wrong, log, label)
