@@ -248,8 +248,8 @@ class QemuProvider(Provider):
             cp.start()  # it listens: the worker's QEMU connects at start-up, so it must find the port bound
             pair.wait_listening(cp_end.port, lambda: cp.proc.poll() is None)
             worker.start()
-            for n in (cp, worker):
-                n.wait_ready(BOOT_TIMEOUT[n.accel], lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
+            for n in (cp, worker):  # two boots at once share this machine's CPU: twice one node's deadline
+                n.wait_ready(2 * BOOT_TIMEOUT[n.accel], lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
             boot = round(time.monotonic() - t0, 1)
             cp_node = Node(cp_cell, Ssh(cp.ssh_config), cp.artifacts, {**cp_facts, "boot_seconds": boot},
                            stop=cp.stop)
