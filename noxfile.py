@@ -49,7 +49,8 @@ def tests(session):
     # the QEMU and docker tests boot these: built once per machine (cached), two at a time
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x,arm64", "--distro", "debian12", "--jobs", "2")
     # --durations: CI's log names the slowest tests (the budget is 45 min on 2 cores)
-    session.run("pytest", "tests", "-rfEs", "--durations=15", *session.posargs)
+    # -m: the two-node rehearsal (two QEMU boots + two preparations, > the CI budget) is `nox -s multinode`
+    session.run("pytest", "tests", "-rfEs", "--durations=15", "-m", "not multinode", *session.posargs)
 
 
 @nox.session(python=False)
@@ -76,3 +77,14 @@ def bench(session):
     session.install("-e", ".")
     session.env["ARCHMATRIX_RELEASES"] = "table"  # figures of the harness, not of the network
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def multinode(session):
+    """The two-node kubeadm rehearsal (tests marked multinode): an amd64 control plane and an s390x
+    worker on real QEMU nodes, prepared for real, joined up to `kubeadm join` with stand-ins."""
+    session.install("-e", ".[test]")
+    session.env["ARCHMATRIX_RELEASES"] = "table"  # the built-in release table: tests never ask dl.k8s.io
+    session.run("archmatrix", "deps", "--tests", "--install")
+    session.run("archmatrix", "images", "build", "--arch", "amd64,s390x", "--distro", "debian12", "--jobs", "2")
+    session.run("pytest", "tests", "-m", "multinode", "-rfEs", "--durations=5", *session.posargs)

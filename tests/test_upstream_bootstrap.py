@@ -129,6 +129,8 @@ esac
 """
 
 
+@pytest.mark.slow
+@pytest.mark.multinode
 def test_two_node_kubeadm_join_cell_rehearses_both_nodes(tmp_path, debian_binary):
     """A join cell (amd64 control plane, s390x worker) on two real QEMU nodes joined by their
     private link: both prepared for real from the Debian archive (each its own arch's containerd,
