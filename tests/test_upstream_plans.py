@@ -607,3 +607,30 @@ def test_a_join_cell_prepares_both_nodes_then_joins_through_the_control_planes_c
         else:  # the join command is the product's: one that names another address fails its step
             assert worker.commands[before:] == [] and "does not name the control plane's private address" in str(e.value)
             assert worker.facts["cluster"] == "rehearsal"  # a stand-in answered, whatever failed
+
+
+def test_a_two_arch_join_cell_refuses_single_arch_artifact_images(tmp_path):
+    """Artifact images are pushed single-arch by name: an amd64 control plane and an s390x worker
+    would pull each other's, so such a cell is refused before any step; with no images it runs."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    cell = matrix.cells_for(m)[0]
+    art = tmp_path / "a"
+    for arch in ("amd64", "s390x"):
+        (art / arch / "bin").mkdir(parents=True)
+        for n in ("kubeadm", "kubelet", "kubectl"):
+            (art / arch / "bin" / n).write_text("#!/bin/sh\n")
+    (art / "amd64" / "images").mkdir()
+    (art / "amd64" / "images" / "pause.tar").write_bytes(b"")
+    worker = RecordingNode(cell, tmp_path / "w")
+    worker.control_plane = RecordingNode(cell.control_plane_cell(), tmp_path / "cp")
+    b = get("kubeadm", Options(artifacts=art), lab=RegistryOnly())
+    with pytest.raises(InfraError, match="amd64 and s390x nodes would pull each other's"):
+        b.prepare(worker, cell, progress=lambda m: None)
+    assert worker.commands == [] and worker.control_plane.commands == []
+    (art / "amd64" / "images" / "pause.tar").unlink()
+    for n in (worker, worker.control_plane):
+        n.artifacts.mkdir()
+    b.prepare(worker, cell, progress=lambda m: None)
+    assert worker.commands and worker.control_plane.commands
