@@ -61,7 +61,8 @@ def tests(session):
     # --durations: CI's log names the slowest tests (the budget is 45 min on 2 cores)
     # `nox -s tests -- tests/test_x.py -k y` runs that file only (pytest's own meaning), not everything plus it
     where = [] if any(os.path.exists(a.split("::")[0]) for a in session.posargs if not a.startswith("-")) else ["tests"]
-    session.run("pytest", *where, "-rfEs", "--durations=15", *session.posargs)
+    # -m: the two-node rehearsal (two QEMU boots + two preparations, > the CI budget) is `nox -s multinode`
+    session.run("pytest", *where, "-rfEs", "--durations=15", "-m", "not multinode", *session.posargs)
 
 
 @nox.session(python=False)
@@ -100,3 +101,14 @@ def rehearse(session):
     session.env["ARCHMATRIX_RELEASES"] = "table"  # offline: the built-in release table, said in the output
     session.run("archmatrix", "deps", "--tests", "--install")  # qemu, mmdebstrap, dpkg-deb, gpg
     session.run("archmatrix", "rehearse", *session.posargs)
+
+
+@nox.session
+def multinode(session):
+    """The two-node kubeadm rehearsal (tests marked multinode): an amd64 control plane and an s390x
+    worker on real QEMU nodes, prepared for real, joined up to `kubeadm join` with stand-ins."""
+    session.install("-e", ".[test]")
+    session.env["ARCHMATRIX_RELEASES"] = "table"  # the built-in release table: tests never ask dl.k8s.io
+    session.run("archmatrix", "deps", "--tests", "--install")
+    session.run("archmatrix", "images", "build", "--arch", "amd64,s390x", "--distro", "debian12", "--jobs", "2")
+    session.run("pytest", "tests", "-m", "multinode", "-rfEs", "--durations=5", *session.posargs)

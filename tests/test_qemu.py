@@ -18,7 +18,7 @@ from harness.common.errors import InfraError
 from harness.host import binfmt
 from harness.nodes.images import build as images
 from harness.matrix.cells import Cell
-from harness.nodes import qemu
+from harness.nodes import pair, qemu
 from conftest import ROOT, need
 
 A = platforms.arch
@@ -34,6 +34,22 @@ def test_command_line_comes_from_the_table(p, tmp_path):
     assert f"{p.qemu.disk},drive=disk0" in cmd and nic in cmd and cmd[cmd.index("-vga") + 1] == "none"
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in cmd[cmd.index("-netdev") + 1]  # loopback only
     assert ("-cpu" in cmd) == bool(p.qemu.cpu) and ("-bios" in cmd) == bool(p.qemu.bios)
+
+
+@pytest.mark.parametrize("p", [pytest.param(p, id=p.name) for p in platforms.PLATFORMS])
+def test_a_join_cells_second_nic_is_a_loopback_socket_of_the_arch_model(p, tmp_path):
+    """The private link (nodes/pair.py): a second NIC of the table's model, with its own MAC, on a
+    socket netdev bound to or connecting to the host's loopback; never mcast."""
+    img = images.BaseImage(tmp_path, p.name, "debian13")
+    cp, worker = pair.ends(40123)
+    cmds = [qemu.command(p, img, tmp_path / "o.qcow2", 2222, tmp_path / "s.log", "tcg", link=e) for e in (cp, worker)]
+    assert "socket,id=net1,listen=127.0.0.1:40123" in cmds[0] and "socket,id=net1,connect=127.0.0.1:40123" in cmds[1]
+    for cmd, end in zip(cmds, (cp, worker)):
+        nic = f"{p.qemu.net},netdev=net1,mac={end.mac}" + (",romfile=" if p.qemu.net.endswith("-pci") else "")
+        assert nic in cmd and not any("mcast" in a for a in cmd)
+    assert cp.mac != worker.mac and cp.address != worker.address
+    plain = qemu.command(p, img, tmp_path / "o.qcow2", 2222, tmp_path / "s.log", "tcg")
+    assert "net1" not in " ".join(plain)  # a node of a one-node cell has one NIC
 
 
 def test_missing_qemu_binary_names_the_package(tmp_path):

@@ -7,6 +7,8 @@ the air-gapped path copies the artifacts' binaries to the node, asks the install
 version and images, pushes the image tarballs to the harness registry and the node's containerd
 pulls its sandbox image from there; the API tunnel is a real SSH forward through the node's
 ControlMaster."""
+import json
+import os
 import shutil
 import socket
 import time
@@ -103,3 +105,95 @@ def test_kubeadm_on_a_real_node_fails_fast_online_and_stages_air_gapped(tmp_path
     finally:
         node.teardown()
         lab.stop()
+
+
+# A stand-in kubeadm (no real one exists here), named as such in everything it prints: it answers
+# what the plan asks, records `init`'s config and succeeds *as a stand-in*, prints a join command
+# whose endpoint it reads from that recorded config (so the address is the harness's, not the
+# stand-in's), and records `join`'s arguments. Anything else it refuses.
+STAND_IN_KUBEADM = """#!/bin/sh
+echo "archmatrix stand-in for kubeadm $*" >&2
+case "$*" in
+  'version -o short') echo v1.32.0 ;;
+  'config images list --kubernetes-version v1.32.0') printf '%s\\n' {listing} ;;
+  'init --config /root/kubeadm.yaml') cp /root/kubeadm.yaml /root/stand-in-init.yaml ;;
+  'token create --print-join-command')
+    ep=$(sed -n 's/^ *controlPlaneEndpoint: *//p' /root/stand-in-init.yaml)
+    echo "kubeadm join $ep --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:stand-in" ;;
+  join\\ *) echo "$*" > /root/stand-in-join.args ;;
+  *) echo 'a stand-in cannot do this' >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.multinode
+def test_two_node_kubeadm_join_cell_rehearses_both_nodes(tmp_path, debian_binary):
+    """A join cell (amd64 control plane, s390x worker) on two real QEMU nodes joined by their
+    private link: both prepared for real from the Debian archive (each its own arch's containerd,
+    config read back, the harness registry's pause pulled for its arch), the link carrying TCP both
+    ways, init on the control plane's private address, the join command it printed run on the
+    worker; then the first step that needs a real API server is where the rehearsal stops."""
+    from harness.common.errors import Unavailable
+    from harness.nodes import pair
+
+    need("mmdebstrap")
+    need("docker-registry")
+    need("skopeo")
+    cell = Cell("s390x", "debian12", "1.32", "kubeadm", "qemu", control_plane=("amd64", "debian12"))
+    cp_cell = cell.control_plane_cell()
+    listing = " ".join(cell.release.images(patch="v1.32.0").values())
+    art = tmp_path / "artifacts"
+    for c in (cp_cell, cell):
+        p = c.platform
+        images.build(p, c.os, progress=print)
+        (art / p.name / "bin").mkdir(parents=True)
+        shutil.copy(debian_binary("kubernetes-client", p, "usr/bin/kubectl", "bookworm"), art / p.name / "bin/kubectl")
+        (art / p.name / "bin/kubeadm").write_text(STAND_IN_KUBEADM.format(listing=listing))
+        (art / p.name / "bin/kubelet").write_text("#!/bin/sh\necho 'archmatrix stand-in for kubelet' >&2\nexit 1\n")
+    lab = Lab()
+    b = get("kubeadm", Options(artifacts=art), lab)
+    node = qemu.QemuProvider(progress=print).provision(cell, tmp_path / "node")
+    ours = [json.loads(r.read_text()) for r in qemu.run_dir().glob(f"{os.getpid()}-*.json")]
+    port = int(node.facts["private_link"].rsplit("127.0.0.1:", 1)[1])
+    try:
+        cp = node.control_plane
+        assert (node.cell, cp.cell) == (cell, cp_cell) and len(ours) == 2 and pair.listening(port)
+        # the private link carries TCP both ways (each side's sshd answers the other over it)
+        assert pair.reaches(node, pair.CONTROL_PLANE_ADDRESS).startswith("SSH-2.0-OpenSSH")
+        assert pair.reaches(cp, pair.WORKER_ADDRESS).startswith("SSH-2.0-OpenSSH")
+
+        b.prepare(node, cell, progress=print)
+        reg = lab.node_registry(cell.release.pause)
+        sandbox = f"10.0.2.2:{reg.host.rsplit(':', 1)[1]}/pause:3.10"
+        for n, c in ((cp, cp_cell), (node, cell)):
+            dump = n.run("containerd config dump").stdout
+            assert f'sandbox_image = "{sandbox}"' in dump and "SystemdCgroup = true" in dump, c.arch
+            assert n.run("dpkg-query -W -f '${Architecture}' containerd runc").stdout == c.platform.debian * 2
+            assert n.run("cat /etc/default/kubelet").stdout.strip().endswith(
+                pair.CONTROL_PLANE_ADDRESS if n is cp else pair.WORKER_ADDRESS)
+            pulled = n.run(f"ctr -n k8s.io images pull --plain-http {sandbox}")
+            assert pulled.rc == 0, pulled.stderr
+            ref, config = b.pulled_sandbox_config(n, c)
+            assert (config["os"], config["architecture"]) == ("linux", c.platform.oci_platform()["architecture"]), config
+            assert n.facts["bootstrap"] == "kubeadm (artifacts)" and n.facts["kubeadm_version"] == "v1.32.0"
+
+        with pytest.raises(Unavailable, match=r"rehearsal .*stopped at 'CNI: flannel', the first step that needs "
+                                              r"a real API server"):
+            b.install(node, cell)
+        init = cp.run("cat /root/stand-in-init.yaml").stdout
+        assert "advertiseAddress: 192.168.77.1" in init and "controlPlaneEndpoint: 192.168.77.1:6443" in init
+        joined = node.run("cat /root/stand-in-join.args").stdout
+        assert joined.startswith("join 192.168.77.1:6443 --token "), joined
+        assert cp.run("test -e /root/stand-in-join.args").rc == 1  # the join ran on the worker, not there
+        facts = node.facts
+        assert facts["cluster"] == "rehearsal" and "stand-in for kubeadm join 192.168.77.1:6443" in facts["stand_ins"]
+        assert facts["control_plane_node"].startswith("amd64 debian12 qemu") and "(s390x, " in facts["private_link"]
+        # the link still carries traffic after both nodes' preparation (networkd's DHCP on it took nothing away)
+        assert pair.reaches(node, pair.CONTROL_PLANE_ADDRESS).startswith("SSH-2.0-OpenSSH")
+        print({k: v for k, v in facts.items() if k != "stand_ins"})
+    finally:
+        node.teardown()
+        lab.stop()
+    # nothing left: both QEMUs (by the PIDs their records named), the link's port
+    assert not any(qemu._alive(r["pid"]) for r in ours) and not pair.listening(port)

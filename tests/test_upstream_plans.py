@@ -6,6 +6,7 @@ air-gapped variants built from a real --artifacts directory."""
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 
 from harness.matrix import cells as matrix
 from harness.matrix import platforms
+from harness import nodes
 from harness.bootstrap import airgap, get
 from harness.bootstrap.base import Options
 from harness.bootstrap.kubeadm import config_api, repo_url
@@ -85,18 +87,64 @@ def test_windows_worker_joins_a_linux_control_plane(tmp_path):
     assert "PrepareNode.ps1 -KubernetesVersion" in text(worker) and "stable-1.32.txt" in text(worker)
     assert worker[-1].command.endswith("--cri-socket npipe:////./pipe/containerd-containerd")
     assert steps.index(cp[-1]) < steps.index(worker[0])  # the control plane exists before the join
-    with pytest.raises(InfraError, match="need a second node"):
-        get("kubeadm").check(cell)
+    get("kubeadm").check(cell)  # join cells run; the provider must give the second node
+    with pytest.raises(InfraError, match="provider ssh cannot give a join cell .* its control-plane node yet"):
+        nodes.get("ssh", progress=print).provision(cell, tmp_path / "node")
 
 
 def test_foreign_arch_worker_joins_an_amd64_control_plane(tmp_path):
+    """`archmatrix plan` of a join cell: both nodes prepared, each for its own arch; the control
+    plane initialised on its private address; the join command taken from it and run on the worker;
+    the worker (the cell's node, which the suites judge) waited Ready on the control plane."""
     m = tmp_path / "m.yaml"
     m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
                  "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
-    steps = get("kubeadm").plan(matrix.cells_for(m)[0])
-    worker = text([s for s in steps if s.where == "node"])
-    assert "kubeadm init" not in worker and "<the join command printed on the control plane>" in worker
-    assert "install -y kubelet kubeadm kubectl" in worker  # the worker gets the same packages
+    cell = matrix.cells_for(m)[0]
+    b = get("kubeadm", Options(release_base="http://10.0.2.2:9/gh"))
+    steps = b.plan(cell)
+    cp = [s for s in steps if s.where == "control-plane"]
+    worker = [s for s in steps if s.where == "node"]
+    # each node its own arch's downloads (containerd's release tarball: 1.32 on Debian 12 takes it)
+    assert "linux-amd64.tar.gz" in text(cp) and "linux-s390x" not in text(cp)
+    assert "linux-s390x.tar.gz" in text(worker) and "linux-amd64" not in text(worker)
+    for side, address in ((cp, "192.168.77.1"), (worker, "192.168.77.2")):
+        assert "SystemdCgroup = true" in text(side) and "systemctl enable --now kubelet" in text(side)
+        assert f"KUBELET_EXTRA_ARGS=--node-ip={address}" in text(side, "prepare")
+    assert "kubeadm init" not in text(worker) and "kubeadm init --config /root/kubeadm.yaml" in text(cp, "install")
+    config = yaml.safe_load_all(next(s.command for s in cp if "InitConfiguration" in s.command).split("\n", 1)[1]
+                                .rsplit("EOF", 1)[0])
+    init, cluster, _ = list(config)
+    assert init["localAPIEndpoint"] == {"advertiseAddress": "192.168.77.1", "bindPort": 6443}
+    assert cluster["controlPlaneEndpoint"] == "192.168.77.1:6443"
+    token = next(s for s in cp if s.command == "kubeadm token create --print-join-command")
+    assert token.asks == "join_command" and token.kubernetes
+    # the join command must name the control plane's private address: one that does not fails the step
+    good = "kubeadm join 192.168.77.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00"
+    assert token.verify(good) is None
+    assert "does not name the control plane's private address" in token.verify(good.replace("192.168.77.1", "10.0.2.15"))
+    order = [s.why for s in steps if s.phase == "install"]
+    assert order.index("kubeadm init") < order.index("a join command") < order.index("kubeadm join") \
+        < order.index("the worker Ready")
+    assert "taint nodes --all" not in text(steps)  # the control plane keeps its taint: pods go to the worker
+    # once the control plane has answered, the worker runs its join command, and the Ready wait names it
+    facts = {"join_command": "[preflight] ...\n" + good, "node_name": "archmatrix-s390x"}
+    filled = b.plan(cell, facts=facts)
+    assert next(s for s in filled if s.why == "kubeadm join").command == good
+    assert "node/archmatrix-s390x " in next(s for s in filled if s.why == "the worker Ready").command
+    assert all(s.kubernetes for s in filled if s.why in ("kubeadm init", "kubeadm join", "the worker Ready"))
+    b.check(cell)  # no longer refused
+
+
+def test_archmatrix_plan_shows_both_nodes_of_a_join_cell(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "plan", "--matrix", str(m), "s390x-debian12"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "linux-amd64.tar.gz" in out.stdout and "linux-s390x.tar.gz" in out.stdout
+    assert "--node-ip=192.168.77.1" in out.stdout and "--node-ip=192.168.77.2" in out.stdout
+    assert "kubeadm token create --print-join-command" in out.stdout and "controlPlaneEndpoint: 192.168.77.1:6443" in out.stdout
 
 
 def test_control_plane_of_another_release(tmp_path):
@@ -305,14 +353,14 @@ class RegistryOnly:
 
 
 def test_refused_cells_install_nothing(tmp_path):
-    """A join cell (no second node) and an offline k3s cell without its binary are refused by
+    """A join cell whose node came without its control-plane node and an offline k3s cell without its binary are refused by
     prepare() itself, before any step runs: their bootstrap log has no apt step (issue #16 item 8)."""
     m = tmp_path / "m.yaml"
     m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
                  "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
     (tmp_path / "a" / "s390x" / "bin").mkdir(parents=True)
     for b, cell, refusal in (
-            (get("kubeadm", lab=RegistryOnly()), matrix.cells_for(m)[0], "need a second node"),
+            (get("kubeadm", lab=RegistryOnly()), matrix.cells_for(m)[0], "came without its control-plane node"),
             (get("k3s", Options(artifacts=tmp_path / "a"), lab=RegistryOnly()),
              Cell("s390x", "debian12", "1.32", "k3s", "qemu"), "has no k3s")):
         node = RecordingNode(cell, tmp_path / b.name)
@@ -505,3 +553,89 @@ def test_kubeadm_refuses_an_arch_without_a_containerd():
     assert choice.source is None
     with pytest.raises(InfraError, match="no containerd that Kubernetes 1.36 supports for arm"):
         get("kubeadm").check(cell)
+
+
+class AnsweringNode(RecordingNode):
+    """A RecordingNode whose commands answer as `answers` says: {command prefix: (rc, stdout, stderr)}."""
+
+    def __init__(self, cell, tmp_path, answers):
+        super().__init__(cell, tmp_path)
+        self.answers = answers
+
+    def run(self, command, *args):
+        from types import SimpleNamespace
+        got = next((v for k, v in self.answers.items() if command.startswith(k)), None)
+        if got is None:
+            return super().run(command, *args)
+        self.commands.append(command)
+        return SimpleNamespace(rc=got[0], stdout=got[1], stderr=got[2])
+
+
+def test_a_join_cell_prepares_both_nodes_then_joins_through_the_control_planes_command(tmp_path):
+    """The order of a join cell's steps on its two nodes, recorded (the real nodes: the two-node
+    test in test_upstream_bootstrap.py): each node prepared with its own arch, init and the join
+    command on the control plane, the join on the worker with the command the control plane
+    printed; a stand-in that answered makes it a rehearsal that stops (skipped) at the first step
+    needing an API server, and a wrong join command fails the product's step."""
+    from harness.common.errors import ProductFailure, Unavailable
+
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    cell = matrix.cells_for(m)[0]
+    join = "kubeadm join 192.168.77.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00"
+    for printed, outcome in ((join, Unavailable), (join.replace("192.168.77.1", "10.0.2.15"), ProductFailure)):
+        cp = AnsweringNode(cell.control_plane_cell(), tmp_path / printed[13:20] / "cp", {
+            "kubeadm init": (0, "", "archmatrix stand-in for kubeadm init --config /root/kubeadm.yaml\n"),
+            "kubeadm token create": (0, printed + "\n", ""),
+            "kubectl ": (1, "", "error: stat /etc/kubernetes/admin.conf: no such file or directory\n"),
+            "hostname": (0, "archmatrix-amd64\n", "")})
+        worker = AnsweringNode(cell, tmp_path / printed[13:20] / "worker", {"hostname": (0, "archmatrix-s390x\n", "")})
+        worker.control_plane = cp
+        for n in (cp, worker):
+            n.artifacts.mkdir(parents=True)
+        b = get("kubeadm", Options(release_base="http://10.0.2.2:9/gh"), lab=RegistryOnly())
+        b.prepare(worker, cell, progress=lambda m: None)
+        assert any("linux-amd64.tar.gz" in c for c in cp.commands) and not any("s390x" in c for c in cp.commands)
+        assert any("linux-s390x.tar.gz" in c for c in worker.commands)
+        assert "--node-ip=192.168.77.1" in "\n".join(cp.commands) and "--node-ip=192.168.77.2" in "\n".join(worker.commands)
+        assert worker.facts["node_name"] == "archmatrix-s390x" and worker.facts["bootstrap"] == "kubeadm"
+        before = len(worker.commands)
+        with pytest.raises(outcome) as e:
+            b.install(worker, cell)
+        log = (worker.artifacts / "bootstrap.log").read_text()
+        assert "$ [control-plane] kubeadm init --config /root/kubeadm.yaml" in log
+        if outcome is Unavailable:
+            assert worker.commands[before:] == [join]  # the worker ran the join command the control plane printed
+            assert "stopped at 'CNI: flannel', the first step that needs a real API server" in str(e.value)
+            assert worker.facts["cluster"] == "rehearsal" and "stand-in for kubeadm init" in worker.facts["stand_ins"]
+        else:  # the join command is the product's: one that names another address fails its step
+            assert worker.commands[before:] == [] and "does not name the control plane's private address" in str(e.value)
+            assert worker.facts["cluster"] == "rehearsal"  # a stand-in answered, whatever failed
+
+
+def test_a_two_arch_join_cell_refuses_single_arch_artifact_images(tmp_path):
+    """Artifact images are pushed single-arch by name: an amd64 control plane and an s390x worker
+    would pull each other's, so such a cell is refused before any step; with no images it runs."""
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    cell = matrix.cells_for(m)[0]
+    art = tmp_path / "a"
+    for arch in ("amd64", "s390x"):
+        (art / arch / "bin").mkdir(parents=True)
+        for n in ("kubeadm", "kubelet", "kubectl"):
+            (art / arch / "bin" / n).write_text("#!/bin/sh\n")
+    (art / "amd64" / "images").mkdir()
+    (art / "amd64" / "images" / "pause.tar").write_bytes(b"")
+    worker = RecordingNode(cell, tmp_path / "w")
+    worker.control_plane = RecordingNode(cell.control_plane_cell(), tmp_path / "cp")
+    b = get("kubeadm", Options(artifacts=art), lab=RegistryOnly())
+    with pytest.raises(InfraError, match="amd64 and s390x nodes would pull each other's"):
+        b.prepare(worker, cell, progress=lambda m: None)
+    assert worker.commands == [] and worker.control_plane.commands == []
+    (art / "amd64" / "images" / "pause.tar").unlink()
+    for n in (worker, worker.control_plane):
+        n.artifacts.mkdir()
+    b.prepare(worker, cell, progress=lambda m: None)
+    assert worker.commands and worker.control_plane.commands

@@ -165,14 +165,17 @@ _DISK_FULL = re.compile(r"No space left on device|You don't have enough free spa
 
 
 def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path, progress=print,
-              label: str = "", on_step: Callable[[Step, float, Exception | None], None] | None = None) -> None:
+              label: str = "", on_step: Callable[[Step, float, Exception | None], None] | None = None,
+              on: dict | None = None) -> None:
     """Run steps on the node in order, each logged with its output and seconds; the first failure
     raises: a ProductFailure for a step of the product, an InfraError for one of the lab, or for
     any step that could not reach its URL or found the disk full (fast, named, not retried). A
     lost connection raises InfraError from node.run itself.
     `steps` may be a function of the node's facts: after a step that asks, its answer goes into
     node.facts and the steps are made again (those run so far must come out the same).
-    `on_step(step, seconds, error)`: told after each node step (error None when it passed)."""
+    `on_step(step, seconds, error)`: told after each node step (error None when it passed).
+    `on`: other nodes by where their steps run (a join cell's {"control-plane": node}); their
+    answers go into `node`'s facts too, since the plan is `node`'s."""
     make = steps if callable(steps) else (lambda facts: steps)
     done = 0
     current = make(node.facts)
@@ -180,38 +183,44 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
         while done < len(current):
             step = current[done]
             done += 1
+            target = node if step.where in ("node", "host") else (on or {}).get(step.where)
+            if target is None:
+                continue  # a step of a node this run does not hold
+            runs = step.copy or step.where != "host"
             t0 = time.monotonic()
             try:
-                current = _one(node, step, current, make, out, log, progress, label)
+                current = _one(node, target, step, current, make, out, log, progress, label)
             except Exception as e:
-                if on_step and (step.copy or step.where == "node"):
+                if on_step and runs:
                     on_step(step, time.monotonic() - t0, e)
                 raise
-            if on_step and (step.copy or step.where == "node"):
+            if on_step and runs:
                 on_step(step, time.monotonic() - t0, None)
 
 
-def _one(node, step: Step, current: list[Step], make, out, log: Path, progress, label: str) -> list[Step]:
-    """Run one step of run_steps; the steps as they are after it (made again when it asked)."""
+def _one(node, target, step: Step, current: list[Step], make, out, log: Path, progress, label: str) -> list[Step]:
+    """Run one step of run_steps on `target` (the node, or another node of the cell); the steps as
+    they are after it (made again when it asked: the answer goes into `node`'s facts)."""
+    where = "" if step.where in ("node", "host") else f"[{step.where}] "
     t0 = time.monotonic()
     if step.copy:
-        progress(f"{label}: {step.why}")
-        node.put(Path(step.copy[0]), step.copy[1], step.copy[2])
-        out.write(f"# {step.command} ({time.monotonic() - t0:.1f} s)\n")
+        progress(f"{label}: {where}{step.why}")
+        target.put(Path(step.copy[0]), step.copy[1], step.copy[2])
+        out.write(f"# {where}{step.command} ({time.monotonic() - t0:.1f} s)\n")
         return current
-    if step.where != "node":
+    if step.where == "host":
         return current  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
-    progress(f"{label}: {step.name}")
-    r = node.run(step.command)
+    progress(f"{label}: {where}{step.name}")
+    r = target.run(step.command)
     text = r.stdout + r.stderr
-    out.write(f"$ {step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
+    out.write(f"$ {where}{step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
     out.flush()
     # apt-get update exits 0 when a source is unreachable ("W: Failed to fetch"): read its output too
     unreachable = _UNREACHABLE.search(text)
     if r.rc != 0 or unreachable and "Failed to fetch" in unreachable.group(0):
         raise _failure(step, r.rc, text, unreachable, log, label)
     wrong = step.verify(r.stdout) if step.verify else None
-    wrong = wrong or (_missing_installs(node, step) if step.installs else None)
+    wrong = wrong or (_missing_installs(target, step) if step.installs else None)
     if wrong:
         out.write(f"# check failed: {wrong}\n")
         raise _wrong(step, wrong, log, label)

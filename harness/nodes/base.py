@@ -118,6 +118,7 @@ class Node:
     stop: Callable[[], None] | None = None
     keep: Callable[[], str] | None = None  # leave the node running (--keep-nodes); returns how to reach it
     _host: object = None
+    control_plane: "Node | None" = None  # a join cell's: the node it joins (its stop/keep are this node's too)
 
     lost: str | None = None  # why the connection to the node was lost: later commands fail at once
 
@@ -212,10 +213,16 @@ class Provider:
     def start(self, cell: Cell, artifacts: Path) -> Node:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def start_pair(self, cell: Cell, artifacts: Path) -> Node:
+        """A join cell's worker node, its `control_plane` the node it joins, on a private link
+        (nodes/pair.py says what each provider pair needs)."""
+        raise InfraError(f"{cell.id}: provider {self.name} cannot give a join cell (matrix control_plane:) its "
+                         f"control-plane node yet: only qemu+qemu pairs are built (nodes/pair.py)", retryable=False)
+
     def provision(self, cell: Cell, artifacts: Path) -> Node:
         artifacts.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        node = self.start(cell, artifacts)
+        node = self.start_pair(cell, artifacts) if cell.control_plane else self.start(cell, artifacts)
         node.facts.setdefault("provider", self.name)
         node.facts.setdefault("provision_seconds", round(time.monotonic() - t0, 2))
         return node

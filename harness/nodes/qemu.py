@@ -24,7 +24,7 @@ from ..matrix import platforms
 from ..matrix.cells import Cell
 from ..services import procs
 from ..services.ports import free_port
-from . import sshconfig
+from . import pair, sshconfig
 from .base import Node, Provider, Ssh
 from .images import build as images
 
@@ -37,9 +37,18 @@ def run_dir() -> Path:
     return d
 
 
+def nic(q: platforms.Qemu, netdev: str, mac: str | None = None) -> list[str]:
+    """-device for a NIC of the arch's model on `netdev`."""
+    # romfile= on a PCI NIC: no PXE option ROM to find (efi-virtio.rom is in ipxe-qemu, also only
+    # Recommended); the node boots from -kernel, never from the network
+    return ["-device", f"{q.net},netdev={netdev}" + (f",mac={mac}" if mac else "")
+            + (",romfile=" if q.net.endswith("-pci") else "")]
+
+
 def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: int, serial: Path, accel: str,
-            smp: int = 2, memory_mb: int = 2048) -> list[str]:
-    """The whole QEMU command line for a node of arch `p` (all per-arch knowledge is in `p.qemu`)."""
+            smp: int = 2, memory_mb: int = 2048, link: pair.End | None = None) -> list[str]:
+    """The whole QEMU command line for a node of arch `p` (all per-arch knowledge is in `p.qemu`);
+    `link`: a second NIC on a join cell's private link (nodes/pair.py)."""
     q = p.qemu
     root, seed = img.boot()
     cmd = [q.system, "-machine", q.machine, "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
@@ -50,11 +59,10 @@ def command(p: platforms.Platform, img: images.BaseImage, overlay: Path, port: i
            "-append", f"root={root} rw console={q.console} panic=-1",
            "-drive", f"file={overlay},if=none,id=disk0,format=qcow2",
            "-device", f"{q.disk},drive=disk0",
-           "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
-           # romfile= on a PCI NIC: no PXE option ROM to find (efi-virtio.rom is in ipxe-qemu, also only
-           # Recommended); the node boots from -kernel, never from the network
-           "-device", f"{q.net},netdev=net0" + (",romfile=" if q.net.endswith("-pci") else ""),
+           "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22", *nic(q, "net0"),
            "-serial", f"file:{serial}", "-monitor", "none"]
+    if link is not None:
+        cmd += ["-netdev", link.netdev("net1"), *nic(q, "net1", link.mac)]
     if seed is not None:  # cloud-init NoCloud data for imported cloud images
         cmd += ["-drive", f"file={seed},if=none,id=seed,format=raw,readonly=on", "-device", f"{q.disk},drive=seed"]
     if accel == "kvm":
@@ -74,8 +82,9 @@ def qemu_version(binary: str) -> str:
 class QemuNode:
     """One running QEMU process and everything it owns (overlay, known_hosts, ssh control socket)."""
 
-    def __init__(self, cell: Cell, artifacts: Path, img: images.BaseImage, accel: str, detachable: bool = False):
-        self.cell, self.artifacts, self.img, self.accel = cell, artifacts, img, accel
+    def __init__(self, cell: Cell, artifacts: Path, img: images.BaseImage, accel: str, detachable: bool = False,
+                 link: pair.End | None = None):
+        self.cell, self.artifacts, self.img, self.accel, self.link = cell, artifacts, img, accel, link
         self.detachable = detachable  # --keep-nodes: may outlive this process, so no PDEATHSIG (gc reaps it)
         self.p = cell.platform
         self.serial = artifacts / "serial.log"
@@ -93,7 +102,7 @@ class QemuNode:
         self.tmp = Path(tempfile.mkdtemp(prefix="am-"))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.img.disk), "-F", "qcow2",
                         str(self.overlay)], check=True, capture_output=True)
-        cmd = command(self.p, self.img, self.overlay, self.port, self.serial, self.accel)
+        cmd = command(self.p, self.img, self.overlay, self.port, self.serial, self.accel, link=self.link)
         (self.artifacts / "commands.txt").write_text(" ".join(cmd) + "\n")
         self.proc = subprocess.Popen(cmd + ["-pidfile", str(self.tmp / "qemu.pid")], stdin=subprocess.DEVNULL,
                                      stdout=open(self.artifacts / "qemu.log", "wb"), stderr=subprocess.STDOUT,
@@ -197,22 +206,64 @@ class QemuProvider(Provider):
 
     def start(self, cell: Cell, artifacts: Path) -> Node:
         reap()
+        node, facts = self._made(cell, artifacts)
+        t0 = time.monotonic()
+        try:
+            node.start()
+            node.wait_ready(BOOT_TIMEOUT[node.accel], self.progress)
+        except BaseException:  # Ctrl-C during a boot too: the node is stopped by its own PID
+            node.stop()
+            raise
+        facts["boot_seconds"] = round(time.monotonic() - t0, 1)
+        return Node(cell, Ssh(node.ssh_config), artifacts, facts, stop=node.stop, keep=node.keep)
+
+    def _made(self, cell: Cell, artifacts: Path, link: pair.End | None = None) -> tuple[QemuNode, dict]:
+        """A node not started yet (its base image built or found in the cache), and its facts so far."""
         t_img = time.monotonic()
         img = images.build(cell.platform, cell.os, progress=self.progress)
         image_seconds = round(time.monotonic() - t_img, 1)  # ~0 on a cache hit
         accel = self._accelerator(cell, artifacts, img)
-        node = QemuNode(cell, artifacts, img, accel, detachable=self.keep_nodes)
+        node = QemuNode(cell, artifacts, img, accel, detachable=self.keep_nodes, link=link)
+        return node, {"accelerator": accel, "image_seconds": image_seconds,
+                      "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
+                      "kernel": img.manifest["kernel"]}
+
+    def start_pair(self, cell: Cell, artifacts: Path) -> Node:
+        """A join cell's worker and the control-plane node it joins, on their private link
+        (nodes/pair.py): both boot at once; the worker's Node stops both (each by its PID) and
+        carries the control plane's as `control_plane`."""
+        reap()
+        cp_cell = cell.control_plane_cell()
+        cp_end, worker_end = pair.ends(free_port())
+        cp, cp_facts = self._made(cp_cell, artifacts / "control-plane", cp_end)
+        worker, facts = self._made(cell, artifacts, worker_end)
+        cp.artifacts.mkdir(parents=True, exist_ok=True)
+
+        def stop():
+            worker.stop()
+            cp.stop()
+
         t0 = time.monotonic()
         try:
-            node.start()
-            node.wait_ready(BOOT_TIMEOUT[accel], self.progress)
-        except BaseException:  # Ctrl-C during a boot too: the node is stopped by its own PID
-            node.stop()
+            cp.start()  # it listens: the worker's QEMU connects at start-up, so it must find the port bound
+            pair.wait_listening(cp_end.port, lambda: cp.proc.poll() is None)
+            worker.start()
+            for n in (cp, worker):  # two boots at once share this machine's CPU: twice one node's deadline
+                n.wait_ready(2 * BOOT_TIMEOUT[n.accel], lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
+            boot = round(time.monotonic() - t0, 1)
+            cp_node = Node(cp_cell, Ssh(cp.ssh_config), cp.artifacts, {**cp_facts, "boot_seconds": boot},
+                           stop=cp.stop)
+            node = Node(cell, Ssh(worker.ssh_config), artifacts, {**facts, "boot_seconds": boot}, stop=stop,
+                        keep=lambda: f"{worker.keep()}  (control plane: {cp.keep()})", control_plane=cp_node)
+            ifaces = [pair.configure(n, e) for n, e in ((cp_node, cp_end), (node, worker_end))]
+        except BaseException:
+            stop()
             raise
-        facts = {"accelerator": accel, "boot_seconds": round(time.monotonic() - t0, 1), "image_seconds": image_seconds,
-                 "qemu_version": qemu_version(cell.platform.qemu.system), "image": img.path.name,
-                 "kernel": img.manifest["kernel"]}
-        return Node(cell, Ssh(node.ssh_config), artifacts, facts, stop=node.stop, keep=node.keep)
+        node.facts["control_plane_node"] = f"{cp_cell.arch} {cp_cell.distro} qemu ({cp.accel}) {cp_end.address}"
+        node.facts["private_link"] = (f"{cp_end.address} ({cp_cell.arch}, {ifaces[0]}) <-> {worker_end.address} "
+                                      f"({cell.arch}, {ifaces[1]}), mtu {pair.MTU}, qemu socket netdev on "
+                                      f"127.0.0.1:{cp_end.port}")
+        return node
 
     def _accelerator(self, cell: Cell, artifacts: Path, img: images.BaseImage) -> str:
         if not kvm_usable(cell.platform):
