@@ -76,3 +76,14 @@ def bench(session):
     session.install("-e", ".")
     session.env["ARCHMATRIX_RELEASES"] = "table"  # figures of the harness, not of the network
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def faults(session):
+    """Fault injection, the long set (issue #17): the frozen guest and whole runs with faults, with
+    and without -n 2, beside what `nox -s tests` runs of tests/test_faults.py. Real QEMU, sshd, registry."""
+    session.install("-e", ".[test]")
+    session.env["ARCHMATRIX_RELEASES"] = "table"
+    session.env["ARCHMATRIX_FAULTS"] = "1"
+    session.run("archmatrix", "images", "build", "--arch", "amd64", "--distro", "debian12")
+    session.run("pytest", "tests/test_faults.py", "-rfEs", "--durations=0", "-s", *session.posargs)
