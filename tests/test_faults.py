@@ -66,6 +66,26 @@ def test_a_lost_node_in_a_step_names_the_step_and_is_not_rerun(tmp_path):
     assert e.value.artifacts["bootstrap log"] == log and log.read_text().count("$ apt-get update") == 1
 
 
+def test_a_node_that_will_not_stop_never_errors_its_cell(pytestconfig, tmp_path, monkeypatch):
+    """The ppc64le night: stopping the node raised SubprocessError (`ssh -O exit` past its 10 s) in the
+    pool's teardown, after the cell's last test. The pool says it and goes on."""
+    from harness import plugin
+    from harness.plugin import NodePool
+
+    said = []
+    monkeypatch.setattr(plugin, "progress", lambda config, cell, message: said.append(message))
+
+    def stop():
+        raise subprocess.TimeoutExpired(["ssh", "-O", "exit", "node"], 10)
+
+    cell = Cell("amd64", "debian12", "1.32", "none", "local")
+    pool = NodePool(pytestconfig, lab=None)
+    pool.cell, pool.node = cell, Node(cell, Transport(), tmp_path, stop=stop)
+    pool.release()  # raises nothing
+    assert pool.node is None
+    assert said and said[0].startswith("stopping the node: TimeoutExpired: ")
+
+
 def test_plans_mark_their_idempotent_steps():
     from harness.bootstrap.distro import DistroBootstrapper
 
