@@ -322,7 +322,8 @@ def test_a_faulted_cell_says_what_happened_and_the_others_are_unchanged(fault, w
     run = json.loads((pytester.path / "reports" / "results.json").read_text())
     faulted = [x for x in run["records"] if x["cell"] == QEMU_CELL]
     others = [x for x in run["records"] if x["cell"] != QEMU_CELL]
-    assert others and {x["outcome"] for x in others} == {"passed"}  # the local cell: unchanged
+    # the local cell, unchanged: what this machine has passes, what it has not is skipped as ever
+    assert "passed" in {x["outcome"] for x in others} and {x["outcome"] for x in others} <= {"passed", "skipped"}
     outcome, message = EXPECTED[fault]
     assert faulted and {x["outcome"] for x in faulted} == {outcome}, [(x["test"], x["outcome"]) for x in faulted]
     if outcome == "error":
