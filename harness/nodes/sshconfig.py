@@ -75,7 +75,7 @@ def probe(directory: Path, bound: float, log: Path | None = None) -> tuple[bool,
     except subprocess.TimeoutExpired as e:
         ok = False
         err = (e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or "") + \
-            f"\n(no answer within {bound:.0f} s)"
+            f"\nno answer within {bound:.0f} s"
     if log is not None:
         log.write_text(f"$ {' '.join(argv)}\n{err}")
     lines = [x for x in err.splitlines() if x.strip() and not x.startswith("debug")]
