@@ -101,15 +101,18 @@ def amd64_image():
     return images.build(platforms.arch("amd64"), platforms.distro("debian12"), progress=lambda m: print(m, flush=True))
 
 
-def _when_running(marker: str, then, deadline: float = 120):
-    """In a thread: wait until the host's ssh client runs a command containing `marker`, then
-    call `then()` and record when (the fault injection, as a person or a crash would)."""
+def _when_running(marker, then, deadline: float = 120):
+    """In a thread: wait until this node's ssh client (its own config: other runs on this machine
+    run the same commands) runs a command matching `marker`, then call `then()` and record when
+    (the fault injection, as a person or a crash would). `marker` may be a function returning the
+    full pattern, or None while the node does not exist yet."""
     hit = {}
 
     def watch():
         end = time.monotonic() + deadline
         while time.monotonic() < end:
-            if subprocess.run(["pgrep", "-f", f"^ssh -F .* node .*{marker}"], capture_output=True).returncode == 0:
+            pattern = marker() if callable(marker) else marker
+            if pattern and subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0:
                 time.sleep(1)  # the command is running on the guest
                 hit["at"] = time.monotonic()
                 then()
@@ -118,6 +121,10 @@ def _when_running(marker: str, then, deadline: float = 120):
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     return t, hit
+
+
+def _ssh_running(config: Path, command: str) -> str:
+    return f"^ssh -F {config} node .*{command}"
 
 
 def _kill_master(node):
@@ -134,7 +141,7 @@ def test_drop_recovers_an_idempotent_step_errors_another_and_a_killed_qemu_says_
     qemu_pid = json.loads(next(qemu.run_dir().glob(f"{os.getpid()}-*.json")).read_text())["pid"]
     try:
         # 1. the ControlMaster killed during an idempotent step: run once more on a new connection
-        t, hit = _when_running("sleep 11", lambda: _kill_master(node))
+        t, hit = _when_running(_ssh_running(node.transport.config, "sleep 11"), lambda: _kill_master(node))
         run_steps(node, [Step("node", "sleep 11; echo step-done", "package lists", idempotent=True)], log,
                   lines.append, "distro")
         t.join()
@@ -145,7 +152,7 @@ def test_drop_recovers_an_idempotent_step_errors_another_and_a_killed_qemu_says_
         assert any("running 'package lists' once more on a new connection" in x for x in lines)
 
         # 2. the same drop during a step that is not idempotent: the cell's error, named
-        t, hit = _when_running("sleep 12", lambda: _kill_master(node))
+        t, hit = _when_running(_ssh_running(node.transport.config, "sleep 12"), lambda: _kill_master(node))
         with pytest.raises(NodeLost) as e:
             run_steps(node, [Step("node", "sleep 12; echo once", "containerd up")], log, lines.append, "distro")
         t.join()
@@ -157,7 +164,7 @@ def test_drop_recovers_an_idempotent_step_errors_another_and_a_killed_qemu_says_
         assert node.recover() and node.run("echo again").stdout == "again\n"
 
         # 3. QEMU SIGKILLed during a step: its exit, not the connection
-        t, hit = _when_running("sleep 40", lambda: os.killpg(qemu_pid, signal.SIGKILL))
+        t, hit = _when_running(_ssh_running(node.transport.config, "sleep 40"), lambda: os.killpg(qemu_pid, signal.SIGKILL))
         with pytest.raises(NodeLost) as e:
             run_steps(node, [Step("node", "sleep 40", "package lists", idempotent=True)], log, lines.append, "distro")
         t.join()
@@ -180,7 +187,7 @@ def test_a_frozen_guest_is_detected_within_its_bound_and_killed(amd64_image, tmp
     bound = qemu.FREEZE_BOUND[node.facts["accelerator"]]
     assert node.facts["freeze_bound_seconds"] == bound
     try:
-        t, hit = _when_running("sleep 300", lambda: os.killpg(qemu_pid, signal.SIGSTOP))
+        t, hit = _when_running(_ssh_running(node.transport.config, "sleep 300"), lambda: os.killpg(qemu_pid, signal.SIGSTOP))
         with pytest.raises(NodeLost) as e:
             run_steps(node, [Step("node", "sleep 300", "package lists", idempotent=True)], tmp_path / "b.log",
                       print, "distro")
@@ -288,8 +295,10 @@ def _inject(fault: str, run_root: Path):
             os.kill(sshconfig.master_pid(Path(info["tmp"])), signal.SIGKILL)
         else:
             os.killpg(info["pid"], signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
-    # apt update of the distro plan: the step every bootstrap starts with
-    return _when_running("apt-get .*update$", act, deadline=900)
+    def pattern():  # apt update of the distro plan (every bootstrap starts with it), by this run's node
+        info = _record_of(run_root)
+        return _ssh_running(Path(info["tmp"]) / "ssh_config", "apt-get .*update$") if info else None
+    return _when_running(pattern, act, deadline=1500)
 
 
 EXPECTED = {
