@@ -112,3 +112,14 @@ def multinode(session):
     session.run("archmatrix", "deps", "--tests", "--install")
     session.run("archmatrix", "images", "build", "--arch", "amd64,s390x", "--distro", "debian12", "--jobs", "2")
     session.run("pytest", "tests", "-m", "multinode", "-rfEs", "--durations=5", *session.posargs)
+
+
+@nox.session
+def faults(session):
+    """Fault injection, the long set (issue #17): the frozen guest and whole runs with faults, with
+    and without -n 2, beside what `nox -s tests` runs of tests/test_faults.py. Real QEMU, sshd, registry."""
+    session.install("-e", ".[test]")
+    session.env["ARCHMATRIX_RELEASES"] = "table"
+    session.env["ARCHMATRIX_FAULTS"] = "1"
+    session.run("archmatrix", "images", "build", "--arch", "amd64", "--distro", "debian12")
+    session.run("pytest", "tests/test_faults.py", "-rfEs", "--durations=0", "-s", *session.posargs)

@@ -115,16 +115,17 @@ def steps(sandbox_ref: str, plain_http: str | None = None, systemd_cgroup: bool 
     version = version_of((facts or {}).get("containerd_version")) or version_of(expected) or (1, 7, 0)
     return [
         Step("node", "containerd --version", "the installed containerd's version (its config version)",
-             asks="containerd_version", verify=(lambda out: wrong_version(out, expected)) if require else None),
+             asks="containerd_version", verify=(lambda out: wrong_version(out, expected)) if require else None,
+             idempotent=True),
         Step("node", heredoc(CONFIG, config(version, sandbox_ref, plain_http, systemd_cgroup)),
              f"containerd config version {3 if version[0] >= 2 else 2} for containerd "
              f"{'.'.join(map(str, version))}: sandbox image {sandbox_ref}, "
              f"{'systemd' if systemd_cgroup else 'cgroupfs'} cgroups, CNI plugins in {CNI_BIN}",
-             lab=True),  # the harness writes its settings (plumbing); containerd using them is the product
+             lab=True, idempotent=True),  # the harness writes its settings (plumbing); containerd using them is the product
         Step("node", "systemctl restart containerd && for i in $(seq 60); do ctr version >/dev/null 2>&1 && "
-                     "exit 0; sleep 1; done; exit 1", "containerd up"),
+                     "exit 0; sleep 1; done; exit 1", "containerd up", idempotent=True),
         Step("node", "containerd config dump", "what containerd really uses is what the plan set",
-             verify=lambda dump: wrong(dump, sandbox_ref, systemd_cgroup)),
+             verify=lambda dump: wrong(dump, sandbox_ref, systemd_cgroup), idempotent=True),
     ]
 
 

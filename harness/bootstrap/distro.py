@@ -43,18 +43,19 @@ class DistroBootstrapper(containerd.ContainerdRuntime, Bootstrapper):
         steps = []
         if self.mirror:
             steps.append(Step("node", f"echo 'deb {self.mirror} {cell.os.release} main' > /etc/apt/sources.list",
-                              "use this mirror", lab=True))
+                              "use this mirror", lab=True, idempotent=True))
         return steps + [
             APT_UPDATE,
             Step("node", f"{APT} install -y --no-install-recommends containerd runc", "runtime from the distro",
-                 installs=containerd.PROGRAMS),
+                 installs=containerd.PROGRAMS, idempotent=True),
             # not every release packages kubectl for every arch (bookworm has no kubernetes-client for ppc64el)
             Step("node", f"if apt-cache policy {kubectl} | grep -q 'Candidate: [0-9]'; then {APT} install -y "
                          f"--no-install-recommends {kubectl}; else echo '{NOT_PACKAGED}'; fi",
-                 "kubectl from the distro, where it is packaged for this arch"),
+                 "kubectl from the distro, where it is packaged for this arch", idempotent=True),
             *containerd.steps(ref, plain_http=gateway, facts=facts,
                               expected=upstream.DISTRO_CONTAINERD.get(cell.os.release)),
-            Step("node", f"ctr -n k8s.io images pull --plain-http {ref}", "the node's runtime pulls the pause image"),
+            Step("node", f"ctr -n k8s.io images pull --plain-http {ref}", "the node's runtime pulls the pause image",
+                 idempotent=True),
         ]
 
     def prepare(self, node, cell: Cell, progress=print) -> None:

@@ -245,12 +245,12 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         sandbox = f"{repo}/pause:{pause}"
         steps = [
             Step("node", "swapoff -a && sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab",
-                 "swap off (kubelet refuses to start with swap on by default)"),
+                 "swap off (kubelet refuses to start with swap on by default)", idempotent=True),
             Step("node", "printf 'overlay\\nbr_netfilter\\n' > /etc/modules-load.d/k8s.conf && modprobe overlay && "
-                         "modprobe br_netfilter", "kernel modules overlay, br_netfilter"),
+                         "modprobe br_netfilter", "kernel modules overlay, br_netfilter", idempotent=True),
             Step("node", "printf 'net.bridge.bridge-nf-call-iptables = 1\\nnet.bridge.bridge-nf-call-ip6tables = 1\\n"
                          "net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/k8s.conf && sysctl --system >/dev/null",
-                 "sysctls: bridged traffic through iptables, IPv4 forwarding"),
+                 "sysctls: bridged traffic through iptables, IPv4 forwarding", idempotent=True),
             APT_UPDATE,
         ]
         if art is None:
@@ -261,17 +261,18 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                              f"{url}Release.key && gpg --batch --yes --dearmor -o {KEYRING} /tmp/kubernetes-release.key",
                      f"the v{cell.release.minor} repository's key", url=url),
                 Step("node", f"echo 'deb [signed-by={KEYRING}] {url} /' > /etc/apt/sources.list.d/kubernetes.list",
-                     f"pkgs.k8s.io repository for v{cell.release.minor}"),
+                     f"pkgs.k8s.io repository for v{cell.release.minor}", idempotent=True),
                 Step("node", f"{APT} update && {APT} install -y kubelet kubeadm kubectl && "
                              f"apt-mark hold kubelet kubeadm kubectl", "kubelet, kubeadm, kubectl", url=url,
-                     installs=PACKAGED),
+                     installs=PACKAGED, idempotent=True),
             ]
         else:
             missing = art.missing(NEEDS)
             steps += [Step("node", f"{APT} install -y --no-install-recommends containerd runc conntrack iptables "
                                    f"ethtool socat containernetworking-plugins && mkdir -p /opt/cni/bin && "
                                    f"cp -n /usr/lib/cni/* /opt/cni/bin/",
-                           "runtime, kubelet's tools and CNI plugins from the distro", installs=containerd.PROGRAMS)]
+                           "runtime, kubelet's tools and CNI plugins from the distro", installs=containerd.PROGRAMS,
+                           idempotent=True)]
             steps += [Step("host", f"copy {path} -> node:/usr/local/bin/{name}", f"{name} from the artifacts",
                            copy=(str(path), f"/usr/local/bin/{name}", "0755"))
                       for name, path in art.binaries().items()]
@@ -280,9 +281,9 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                                           f"not run", "missing artifacts"))
             steps += [Step("host", f"skopeo copy {src} -> {registry_host}/{name}", "image from the artifacts")
                       for _, src, name in art.image_refs()]
-            steps += [Step("node", heredoc("/etc/systemd/system/kubelet.service", KUBELET_UNIT), "kubelet's unit"),
+            steps += [Step("node", heredoc("/etc/systemd/system/kubelet.service", KUBELET_UNIT), "kubelet's unit", idempotent=True),
                       Step("node", heredoc("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN),
-                           "kubeadm's kubelet drop-in")]
+                           "kubeadm's kubelet drop-in", idempotent=True)]
         plain_http = None if art is None else repo
         steps += [Step("node", ASK_VERSION, "the installed kubeadm's version", asks="kubeadm_version"),
                   Step("node", ASK_IMAGES, "the images the installed kubeadm uses (cross-checked against the table)",
@@ -309,14 +310,14 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
         if choice.source != "release":  # "distro"; None: refused by check(), shown in the plan
             return [Step("node", f"{APT} install -y --no-install-recommends containerd runc {tools}",
                          f"runtime: {choice}; curl and gpg for the repository key",
-                         installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg"))]
+                         installs=containerd.PROGRAMS + ("/usr/bin/curl", "/usr/bin/gpg"), idempotent=True)]
         arch, name = cell.arch, choice.url.rsplit("/", 1)[1]
         runc = f"runc.{arch}"
         tarball, runc_url, runc_sums = (self.mirrored(u) for u in (choice.url, upstream.RUNC.format(
             v=choice.runc, name=runc), upstream.RUNC.format(v=choice.runc, name="runc.sha256sum")))
         return [
             Step("node", f"{APT} install -y --no-install-recommends {tools}", "curl and gpg for the downloads and "
-                 "the repository key", installs=("/usr/bin/curl", "/usr/bin/gpg")),
+                 "the repository key", installs=("/usr/bin/curl", "/usr/bin/gpg"), idempotent=True),
             Step("node", f"cd /tmp && {CURL} -O {tarball} -O {tarball}.sha256sum && sha256sum -c "
                          f"{name}.sha256sum && tar Cxzf /usr/local {name}",
                  f"containerd {choice.version} from containerd's release tarball, checksum verified: {choice.reason}",
@@ -326,7 +327,7 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                  f"runc {choice.runc}, the one containerd {choice.version} is tested with, checksum verified",
                  url=runc_url, installs=("/usr/local/sbin/runc",)),
             Step("node", heredoc("/usr/local/lib/systemd/system/containerd.service", CONTAINERD_UNIT),
-                 "containerd's systemd unit"),
+                 "containerd's systemd unit", idempotent=True),
             Step("node", "systemctl daemon-reload && systemctl enable containerd", "containerd enabled"),
         ]
 

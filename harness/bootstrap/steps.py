@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..common.errors import InfraError, ProductFailure
+from ..common.errors import InfraError, NodeLost, ProductFailure
 
 # apt inside a node: no prompts, and an unreachable mirror fails at once instead of retrying
 APT = (
@@ -61,6 +61,9 @@ class Step:
     kubernetes: the step needs a real Kubernetes binary to act (kubeadm init/join, k3s server
          start, MicroK8s readiness): a rehearsal (harness/rehearsal) runs a plan up to, not
          including, the first such step, since no Kubernetes server binary exists here.
+    idempotent: running it twice leaves the node as running it once (apt update and installs,
+         heredoc writes, sysctls, pulls): after a dropped SSH connection to a guest that still
+         answers, run_steps runs it once more on a new connection instead of failing the cell.
     """
 
     where: str
@@ -74,6 +77,7 @@ class Step:
     asks: str | None = None
     verify: Callable[[str], str | None] | None = field(default=None, compare=False)
     kubernetes: bool = False
+    idempotent: bool = False
 
     @property
     def name(self) -> str:
@@ -84,7 +88,7 @@ class Step:
 # the lab's: a mirror that is unreachable, answers 404 for its Release file or is signed in the
 # node's future (a TCG guest's clock) is the lab failing; installing from it is the product's step
 APT_UPDATE = Step("node", f"{APT} update", "package lists from the distro mirror (fails fast when unreachable)",
-                  lab=True)
+                  lab=True, idempotent=True)
 
 
 # ---- which programs a step runs ----------------------------------------------------------------
@@ -170,7 +174,9 @@ def run_steps(node, steps: list[Step] | Callable[[dict], list[Step]], log: Path,
     """Run steps on the node in order, each logged with its output and seconds; the first failure
     raises: a ProductFailure for a step of the product, an InfraError for one of the lab, or for
     any step that could not reach its URL or found the disk full (fast, named, not retried). A
-    lost connection raises InfraError from node.run itself.
+    lost connection raises NodeLost from node.run, named here with the step; a dropped connection to
+    a guest that still answers re-runs an idempotent step once on a new connection (node.facts
+    "recovered" says so).
     `steps` may be a function of the node's facts: after a step that asks, its answer goes into
     node.facts and the steps are made again (those run so far must come out the same).
     `on_step(step, seconds, error)`: told after each node step (error None when it passed).
@@ -211,7 +217,7 @@ def _one(node, target, step: Step, current: list[Step], make, out, log: Path, pr
     if step.where == "host":
         return current  # host steps (registry pushes, the kubeconfig) are the bootstrapper's own code
     progress(f"{label}: {where}{step.name}")
-    r = target.run(step.command)
+    r = _run(target, step, out, progress, label, log)
     text = r.stdout + r.stderr
     out.write(f"$ {where}{step.command}\n{text}\n(exit {r.rc}, {time.monotonic() - t0:.1f} s)\n")
     out.flush()
@@ -228,6 +234,26 @@ def _one(node, target, step: Step, current: list[Step], make, out, log: Path, pr
         node.facts[step.asks] = r.stdout.strip()
         return make(node.facts)
     return current
+
+
+def _run(node, step: Step, out, progress, label: str, log: Path):
+    """node.run(step.command), once more after a dropped connection when the step is idempotent; a
+    lost node is an InfraError naming the cell, the bootstrapper and the step."""
+    for attempt in (1, 2):
+        try:
+            return node.run(step.command)
+        except NodeLost as e:
+            out.write(f"$ {step.command}\n# {e.cause}\n")
+            out.flush()
+            if attempt == 1 and step.idempotent and node.recover():
+                progress(f"{label}: {e.cause}: running '{step.name}' once more on a new connection")
+                node.facts["recovered"] = "; ".join(filter(None, [node.facts.get("recovered"),
+                                                                  f"ssh drop during '{step.name}'"]))
+                continue
+            again = "" if step.idempotent or not e.recoverable else " (not idempotent: not run again)"
+            raise NodeLost(f"{node.cell.id}: {e.cause} during {label + ' ' if label else ''}bootstrap step "
+                           f"'{step.name}'{again}", cause=e.cause, artifacts={**e.artifacts, "bootstrap log": log},
+                           log_tail=e.log_tail) from None
 
 
 def _failure(step: Step, rc: int, text: str, unreachable, log: Path, label: str) -> Exception:

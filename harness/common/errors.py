@@ -54,6 +54,18 @@ class InfraError(_Reported):
         self.retryable = retryable
 
 
+class NodeLost(InfraError):
+    """The node's transport failed under a command (ssh exit 255). `cause` is one sentence saying what
+    the lab saw (QEMU exited, the guest froze, only the connection dropped); `recoverable`: the guest
+    still answers a fresh connection, so an idempotent step may run again on a new one."""
+
+    def __init__(self, message: str, *, cause: str, recoverable: bool = False,
+                 artifacts: dict[str, Path | str] | None = None, log_tail: str = ""):
+        super().__init__(message, artifacts=artifacts, log_tail=log_tail, retryable=False)
+        self.cause = cause
+        self.recoverable = recoverable
+
+
 class ProductFailure(_Reported):
     """The product failed before a test could judge anything else: a test needing it fails with
     this (`failed`, not `error`), and every test of the cell that needs it reports the same one.

@@ -17,7 +17,7 @@ from typing import Callable
 
 from testinfra.backend.base import BaseBackend
 
-from ..common.errors import InfraError
+from ..common.errors import InfraError, NodeLost
 from ..matrix.cells import Cell
 from ..services.ports import free_port
 
@@ -110,6 +110,17 @@ class _Backend(BaseBackend):
 
 
 @dataclass
+class Lost:
+    """What the lab saw when a node's connection failed: one sentence, whether only the connection
+    dropped (the guest answers a fresh one), and the files that show it (console, QEMU's log, ssh -v)."""
+
+    cause: str
+    recoverable: bool = False
+    artifacts: dict = field(default_factory=dict)
+    tail: str = ""  # the console's last lines
+
+
+@dataclass
 class Node:
     cell: Cell
     transport: Transport
@@ -120,7 +131,10 @@ class Node:
     _host: object = None
     control_plane: "Node | None" = None  # a join cell's: the node it joins (its stop/keep are this node's too)
 
-    lost: str | None = None  # why the connection to the node was lost: later commands fail at once
+    # the provider's look at a lost connection: (ssh's last words) -> Lost; None: ssh's words only
+    diagnose: Callable[[str], "Lost"] | None = None
+    reconnect: Callable[[], None] | None = None  # drop the old connection so the next command makes a new one
+    lost: "Lost | None" = None  # why the connection to the node was lost: later commands fail at once
 
     @property
     def host(self):
@@ -132,18 +146,35 @@ class Node:
 
     def _guarded(self, run):
         """The backend raises RuntimeError when the transport itself fails (ssh's exit 255): that is
-        the node going away, an infrastructure error, not a product failure."""
+        the node going away (or only its connection), an infrastructure error, not a product failure.
+        The provider looks at what happened (Node.diagnose) and says it in one sentence."""
         def guarded(command, *args, **kwargs):
             if self.lost:
-                raise InfraError(f"{self.cell.id}: {self.lost}", retryable=False)
+                raise self._error(self.lost)
             try:
                 return run(command, *args, **kwargs)
             except RuntimeError as e:
                 out = e.args[0] if e.args else None
-                detail = (getattr(out, "stderr", "") or str(e)).strip().splitlines()
-                self.lost = f"lost the connection to the node ({detail[-1] if detail else 'ssh exit 255'})"
-                raise InfraError(f"{self.cell.id}: {self.lost}", retryable=False) from None
+                said = (getattr(out, "stderr", "") or "").strip().splitlines()
+                # never the CommandResult's repr: ssh said nothing, so say what it did
+                said = said[-1].strip() if said else f"{self.transport.name} exited {getattr(out, 'rc', '?')} " \
+                                                     f"and said nothing"
+                self.lost = self.diagnose(said) if self.diagnose else Lost(f"lost the connection to the node ({said})")
+                raise self._error(self.lost) from None
         return guarded
+
+    def _error(self, lost: "Lost") -> NodeLost:
+        return NodeLost(f"{self.cell.id}: {lost.cause}", cause=lost.cause, recoverable=lost.recoverable,
+                        artifacts=lost.artifacts, log_tail=lost.tail)
+
+    def recover(self) -> bool:
+        """After a dropped connection to a guest that still answers: a new connection for the next
+        command. False when the loss is not a dropped connection or the provider cannot reconnect."""
+        if self.lost is None or not self.lost.recoverable or self.reconnect is None:
+            return False
+        self.reconnect()
+        self.lost = None
+        return True
 
     def run(self, command: str, *args: str):
         """Run a command on the node (arguments are quoted). Returns testinfra's CommandResult."""

@@ -25,10 +25,14 @@ from ..matrix.cells import Cell
 from ..services import procs
 from ..services.ports import free_port
 from . import pair, sshconfig
-from .base import Node, Provider, Ssh
+from .base import Lost, Node, Provider, Ssh
 from .images import build as images
 
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
+# A guest that answers no SSH keepalive for this long is frozen (ServerAliveInterval = bound / 3,
+# ServerAliveCountMax 3). TCG guests under load stall for seconds (2 cores, 4 runs at once): 45 s;
+# KVM guests do not.
+FREEZE_BOUND = {"kvm": 15, "tcg": 45}
 
 
 def run_dir() -> Path:
@@ -134,7 +138,7 @@ class QemuNode:
         hostkey, last_note = None, 0.0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise self.failure(f"QEMU exited with {self.proc.returncode} before the node was ready")
+                raise self.failure(f"{self.exited()} before the node was ready")
             text = self.serial_text()
             for line in text.splitlines():
                 if line.startswith("ARCHMATRIX-HOSTKEY ssh-ed25519 "):
@@ -163,14 +167,72 @@ class QemuNode:
         known = self.tmp / "known_hosts"
         known.write_text(f"[127.0.0.1]:{self.port} {hostkey}\n")
         self.ssh_config = sshconfig.write(self.tmp, hostname="127.0.0.1", port=self.port, user="root",
-                                          key=self.img.ssh_key, known_hosts=known)
+                                          key=self.img.ssh_key, known_hosts=known,
+                                          alive_interval=FREEZE_BOUND[self.accel] // 3)
 
     def failure(self, why: str) -> InfraError:
         tail = "\n".join(self.serial_text().splitlines()[-50:])
         self.stop()
-        return InfraError(f"{self.cell.id}: {why}", artifacts={"serial": self.serial,
-                                                                "commands": self.artifacts / "commands.txt"},
-                          log_tail=tail)
+        return InfraError(f"{self.cell.id}: {why}", artifacts=self.files(), log_tail=tail)
+
+    def files(self) -> dict:
+        """What shows a node's end: its console, QEMU's own output (stderr), its command line."""
+        return {"serial": self.serial, "qemu log": self.artifacts / "qemu.log",
+                "commands": self.artifacts / "commands.txt"}
+
+    def exited(self) -> str:
+        """'QEMU exited (killed by signal 9)' / '... with status 1', and the last line QEMU wrote."""
+        rc = self.proc.returncode
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+        try:
+            said = [x for x in (self.artifacts / "qemu.log").read_text(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            said = []
+        return f"QEMU exited ({how})" + (f"; qemu.log: {said[-1].strip()[:200]}" if said else "")
+
+    def state(self) -> str:
+        """The QEMU process's state letter from /proc (T: stopped, as by SIGSTOP)."""
+        try:
+            return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    def diagnose(self, said: str) -> Lost:
+        """The node's SSH connection failed (ssh said `said`): look at what happened. QEMU gone:
+        its exit status. QEMU there: a fresh connection (beside the ControlMaster) and the console,
+        for up to a third of the freeze bound; neither answering is a frozen guest, whose QEMU is
+        then SIGKILLed by its PID (SIGTERM does not end a SIGSTOPped process)."""
+        files = {**self.files(), "ssh debug": self.artifacts / "ssh-probe.log"}
+        tail = lambda: "\n".join(self.serial_text().splitlines()[-10:])  # noqa: E731
+        if self.proc.poll() is not None:
+            return Lost(self.exited(), artifacts=self.files(), tail=tail())
+        bound = FREEZE_BOUND[self.accel]
+        before = self.serial.stat().st_size if self.serial.exists() else 0
+        t0 = time.monotonic()
+        ok, why = sshconfig.probe(self.tmp, bound / 3, self.artifacts / "ssh-probe.log")
+        if ok:
+            return Lost(f"SSH connection dropped ({said}); the guest still answers a fresh connection",
+                        recoverable=True, artifacts=files, tail=tail())
+        if self.proc.poll() is not None:  # died while we looked
+            return Lost(self.exited(), artifacts=files, tail=tail())
+        waited = bound + (time.monotonic() - t0)
+        if self.serial.exists() and self.serial.stat().st_size != before:
+            return Lost(f"SSH stopped answering ({said}; a fresh connection: {why or 'no answer'}) while the "
+                        f"guest's console is still writing", artifacts=files, tail=tail())
+        state = self.state()
+        stopped = " (its QEMU process is stopped: state T)" if state == "T" else ""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        return Lost(f"guest stopped answering{stopped}: no SSH keepalive answer for {bound} s ({self.accel} bound) "
+                    f"and no console output or fresh SSH connection for {waited - bound:.0f} s more; QEMU "
+                    f"killed (SIGKILL)", artifacts=files, tail=tail())
+
+    def reconnect(self) -> None:
+        """A new ControlMaster for the next command (the old one is killed by its PID if still there)."""
+        sshconfig.close(self.tmp)
 
     def stop(self) -> None:
         if self.tmp is None:  # never started
@@ -215,7 +277,11 @@ class QemuProvider(Provider):
             node.stop()
             raise
         facts["boot_seconds"] = round(time.monotonic() - t0, 1)
-        return Node(cell, Ssh(node.ssh_config), artifacts, facts, stop=node.stop, keep=node.keep)
+        facts["freeze_bound_seconds"] = FREEZE_BOUND[node.accel]
+        self.progress(f"a frozen guest is detected after {FREEZE_BOUND[node.accel]} s without an SSH answer "
+                      f"({node.accel})")
+        return Node(cell, Ssh(node.ssh_config), artifacts, facts, stop=node.stop, keep=node.keep,
+                    diagnose=node.diagnose, reconnect=node.reconnect)
 
     def _made(self, cell: Cell, artifacts: Path, link: pair.End | None = None) -> tuple[QemuNode, dict]:
         """A node not started yet (its base image built or found in the cache), and its facts so far."""
@@ -252,9 +318,10 @@ class QemuProvider(Provider):
                 n.wait_ready(2 * BOOT_TIMEOUT[n.accel], lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
             boot = round(time.monotonic() - t0, 1)
             cp_node = Node(cp_cell, Ssh(cp.ssh_config), cp.artifacts, {**cp_facts, "boot_seconds": boot},
-                           stop=cp.stop)
+                           stop=cp.stop, diagnose=cp.diagnose, reconnect=cp.reconnect)
             node = Node(cell, Ssh(worker.ssh_config), artifacts, {**facts, "boot_seconds": boot}, stop=stop,
-                        keep=lambda: f"{worker.keep()}  (control plane: {cp.keep()})", control_plane=cp_node)
+                        keep=lambda: f"{worker.keep()}  (control plane: {cp.keep()})", control_plane=cp_node,
+                        diagnose=worker.diagnose, reconnect=worker.reconnect)
             ifaces = [pair.configure(n, e) for n, e in ((cp_node, cp_end), (node, worker_end))]
         except BaseException:
             stop()

@@ -19,7 +19,7 @@ from ..common.paths import cache_dir
 from ..matrix import inventory
 from ..matrix.cells import Cell
 from . import sshconfig
-from .base import Node, Provider, Ssh
+from .base import Lost, Node, Provider, Ssh
 
 
 def _lock(host: inventory.Host) -> FileLock:
@@ -55,7 +55,19 @@ class SshProvider(Provider):
         except BaseException:
             stop()
             raise
-        return Node(cell, Ssh(cfg), artifacts, facts, stop=stop)
+
+        def diagnose(said: str) -> Lost:
+            # a fresh connection beside the ControlMaster tells a dropped connection from a host gone
+            ok, why = sshconfig.probe(tmp, 15, artifacts / "ssh-probe.log")
+            files = {"ssh debug": artifacts / "ssh-probe.log"}
+            if ok:
+                return Lost(f"SSH connection to host {host.name} dropped ({said}); the host still answers a fresh "
+                            f"connection", recoverable=True, artifacts=files)
+            return Lost(f"host {host.name} ({host.address}:{host.port}) stopped answering SSH ({said}; a fresh "
+                        f"connection: {why or 'no answer within 15 s'})", artifacts=files)
+
+        return Node(cell, Ssh(cfg), artifacts, facts, stop=stop, diagnose=diagnose,
+                    reconnect=lambda: sshconfig.close(tmp))
 
     def _take(self, hosts: list[inventory.Host], wait: int):
         """The first free matching host; if all are busy, poll them until `wait` seconds pass."""

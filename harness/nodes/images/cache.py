@@ -138,9 +138,11 @@ def run(cmd: list[str], what: str, log: Path, env: dict | None = None) -> None:
         # A build never outlives its run: its own process group, stopped on any exception (Ctrl-C);
         # and a PID namespace of its own (util-linux unshare): when the worker dies, PDEATHSIG kills
         # unshare, --kill-child its child, and the kernel every process in the namespace (mmdebstrap
-        # itself defers SIGTERM until its emulated dpkg run ends: minutes). Mounts it leaves in its
-        # root are removed with the work dir (build._remove), by this build or the next one.
-        cmd = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", *cmd]
+        # itself defers SIGTERM until its emulated dpkg run ends: minutes). And a private mount
+        # namespace: the proc, sys, dev/pts, dev/shm mmdebstrap mounts in its root exist only there,
+        # so the kernel removes them when its last process dies, whatever killed it (issue #17: a
+        # SIGKILLed run left them in the host's namespace until a later build of that image).
+        cmd = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child=SIGKILL", *cmd]
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env={**os.environ, **(env or {})}, start_new_session=True,
                              preexec_fn=procs.die_with_parent(signal.SIGKILL))
