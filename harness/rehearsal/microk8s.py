@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from ..bootstrap import microk8s as plan
+from ..host import debian
 from ..common.errors import InfraError
 from ..matrix import upstream
 from ..matrix.cells import Cell
@@ -98,6 +99,11 @@ def build_channel(out: Path, minor: str, version: str) -> None:
             "name": "snapd", "version": "standin", "type": "snapd", "grade": "devel",
             "summary": "archmatrix stand-in for the snapd system snap (rehearsal)",
             "description": "Empty: the node's snapd is Debian's package."}))
+        # installing a snapd snap makes snapd compute a host profile for the snap-confine inside it from
+        # that snap's vanilla AppArmor profile (the node's snapd 2.57: "cannot open apparmor profile for
+        # vanilla snap-confine: open /snap/snapd/x1/etc/apparmor.d/usr.lib.snapd.snap-confine"): Debian's own
+        _write(s / "etc/apparmor.d/usr.lib.snapd.snap-confine",
+               debian.fetch_file("snapd", "amd64", "etc/apparmor.d/usr.lib.snapd.snap-confine.real").read_text())
         _pack(s, out / "snapd.snap")
         _pack(b, out / "base.snap")
         _pack(m, out / "microk8s.snap")
