@@ -72,6 +72,20 @@ def test_disk_full_while_building_leaves_no_half_image(amd64_image, cache):
         subprocess.run(["umount", "-l", str(images_dir)], check=True)
 
 
+def _build_mounts(cache) -> list[str]:
+    """The mounts under the cache, as the host sees them and as the build's own processes see them: a
+    build runs in a private mount namespace (nodes/images/cache.py), so its chroot mounts are only in
+    its processes' /proc/PID/mounts."""
+    lines = []
+    pids = subprocess.run(["pgrep", "-f", f"mmdebstrap.*{cache}"], capture_output=True, text=True).stdout.split()
+    for f in ["/proc/mounts", *(f"/proc/{pid}/mounts" for pid in pids)]:
+        try:
+            lines += [line for line in Path(f).read_text().splitlines(keepends=True) if str(cache) in line]
+        except OSError:
+            pass  # that process has exited
+    return lines
+
+
 def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
     """Ctrl-C while mmdebstrap runs maintainer scripts (the host's /proc, /sys, /dev/pts and /dev/shm
     are mounted in its root then): mmdebstrap is stopped, those mounts are gone before the work dir is
@@ -84,9 +98,8 @@ def test_ctrl_c_during_a_build_stops_mmdebstrap_and_unmounts_its_root(cache):
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(600):  # the chroot mounts appear once mmdebstrap unpacks the essential set
-            with open("/proc/mounts") as f:
-                if any(str(cache) in line and "/root/proc " in line for line in f):
-                    break
+            if any("/root/proc " in line for line in _build_mounts(cache)):
+                break
             assert p.poll() is None, p.stdout.read()
             time.sleep(0.5)
         else:
@@ -114,9 +127,8 @@ def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(cache):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
-            with open("/proc/mounts") as f:
-                if any(str(cache) in line and "/root/proc " in line for line in f):
-                    break
+            if any("/root/proc " in line for line in _build_mounts(cache)):
+                break
             time.sleep(0.5)
     finally:
         p.kill()
