@@ -105,6 +105,8 @@ def pytest_configure(config):
                                        "at collection and counted under its reason")
     config.addinivalue_line("markers", f"{JUDGES}(field, words): a test of one binary judges this promise of the "
                                        "bootstrapper's Binary; deselected where the bootstrapper promises nothing")
+    config.addinivalue_line("markers", f"{OWN_PAUSE}: the test compares the pause a bootstrapper ships itself "
+                                       "(MicroK8s, k3s) with kubeadm's; deselected for the others")
     if getattr(config, "workerinput", {}).get("archmatrix_loadgroup"):
         config.option.loadgroup = True
     if "archmatrix_releases" in getattr(config, "workerinput", {}):
@@ -183,6 +185,7 @@ def _param(c):
 NO_NODE_RECORDED = "--recorded-nodes: recorded Node objects are judged, no node is provisioned to inspect"
 NOT_HERE = "archmatrix_not_applicable"  # a mark: this test cannot apply to this run (its reason)
 JUDGES = "archmatrix_judges"  # a mark on a binary's test: the promise (Binary field, words) it judges
+OWN_PAUSE = "archmatrix_own_pause"  # a mark: the test compares a bootstrapper's own pause with kubeadm's
 DESELECTED = pytest.StashKey["Deselection"]()
 
 
@@ -267,6 +270,8 @@ class _Applicable:
                 return f"bootstrapper {cell.bootstrapper} configures no container runtime"
             if self.given:
                 return "the cluster is given (--kubeconfig, --recorded-nodes): no node runtime was prepared"
+        if item.get_closest_marker(OWN_PAUSE) and not getattr(self._bootstrapper(cell.bootstrapper), "own_pause", False):
+            return f"bootstrapper {cell.bootstrapper} configures kubeadm's pause (nothing to compare)"
         if "image_repository" in names and not self.repository:
             return "no --image-repository given: registry checks run only when asked (e.g. registry.k8s.io)"
         binary = item.callspec.params.get("binary")

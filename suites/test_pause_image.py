@@ -103,14 +103,10 @@ def test_runtime_sandbox_image(cell, node, runtime, shipped_pause):
     assert verdict.ok, verdict.message
 
 
-def test_pause_agrees_with_kubeadm(cell, shipped_pause, record_property, request):
+@pytest.mark.archmatrix_own_pause  # deselected for bootstrappers that configure kubeadm's pause
+def test_pause_agrees_with_kubeadm(cell, shipped_pause, record_property):
     """A bootstrapper shipping its own pause (MicroK8s, k3s) may differ from kubeadm's for the
     release: a warning naming both, not a failure."""
-    from harness.plugin import _the_bootstrapper
-
-    if not getattr(_the_bootstrapper(cell, request.config, request.getfixturevalue("_archmatrix_pool")),
-                   "own_pause", False):
-        pytest.skip(f"bootstrapper {cell.bootstrapper} configures kubeadm's pause (nothing to compare)")
     image, tag = shipped_pause
     verdict = images.check_pause_agrees(f"{cell.id} {cell.bootstrapper}", f"{image}:{tag}", cell.release.pause,
                                         cell.release.minor)
