@@ -71,6 +71,8 @@ PACKAGE_OF: dict[str, str] = {
     # the rehearsal's pkgs.k8s.io stand-in: signed by a throwaway key (rehearsal/pkgs.py)
     "gpg": "gpg",
     "gpgconf": "gpgconf",
+    # gpg starts it to generate and use a key; gpg only recommends it (a fresh root had no agent)
+    "gpg-agent": "gpg-agent",
     # every arch's emulators: the platform table says which binary ships in which package
     **{p.qemu.system: p.qemu.package for p in platforms.PLATFORMS},
     **{p.qemu_user: "qemu-user-static" for p in platforms.PLATFORMS},
