@@ -476,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--inventory", metavar="FILE", help="hosts.yaml for ssh cells")
     up.add_argument("--docker-host", metavar="URL", help="Docker engine for docker cells")
     up.set_defaults(func=cmd_up)
+    for action in sub._choices_actions:  # `archmatrix X --help` opens with the line `archmatrix --help` shows
+        sub.choices[action.dest].description = sub.choices[action.dest].description or action.help
     return p
 
 

@@ -244,3 +244,17 @@ def test_bad_input_one_line_no_traceback_in_cli_and_plugin(run_cli, args, patter
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 4
     assert pattern in out.stderr and "Traceback" not in out.stderr + out.stdout
+
+
+def test_every_command_s_help_says_what_it_does(run_cli):
+    """`archmatrix X --help` opens with the one line `archmatrix --help` lists for X (rehearse had none)."""
+    import argparse
+
+    from harness.cli import parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {a.dest: a.help for a in sub._choices_actions}
+    assert {"rehearse", "list", "images"} <= set(listed), listed
+    for name, line in listed.items():
+        out = run_cli(name, "--help")
+        assert out.returncode == 0 and " ".join(line.split()[:6]) in " ".join(out.stdout.split()), (name, out.stdout)

@@ -153,15 +153,22 @@ class QemuNode:
         else:
             raise self.failure(f"no ready marker on the console after {timeout:.0f} s ({self.accel})")
         self._write_ssh_config(hostkey)
+        said = "no attempt"  # what ssh last said: the error names it (a refused key reads unlike a hung banner)
         while time.monotonic() < deadline:
-            out = subprocess.run(["ssh", "-F", str(self.ssh_config), "node", "uname -m"], capture_output=True,
-                                 text=True, stdin=subprocess.DEVNULL, timeout=60)
+            try:
+                out = subprocess.run(["ssh", "-F", str(self.ssh_config), "node", "uname -m"], capture_output=True,
+                                     text=True, stdin=subprocess.DEVNULL, timeout=60)
+            except subprocess.TimeoutExpired:
+                said = "no answer within 60 s"
+                continue
             if out.returncode == 0:
                 if out.stdout.strip() != self.p.uname:
                     raise self.failure(f"node says uname -m {out.stdout.strip()}, expected {self.p.uname}")
                 return hostkey
+            said = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
             time.sleep(1)
-        raise self.failure(f"SSH to 127.0.0.1:{self.port} did not answer before the deadline")
+        raise self.failure(f"SSH to 127.0.0.1:{self.port} did not answer before the deadline "
+                           f"(the console said ready; ssh last said: {said})")
 
     def _write_ssh_config(self, hostkey: str) -> None:
         known = self.tmp / "known_hosts"
