@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,19 @@ def test_keep_nodes_on_failure_keeps_a_failed_cell_and_gc_stops_it(image, tmp_pa
         time.sleep(0.25)
     assert not qemu._alive(kept[0]["pid"])
     assert not Path(kept[0]["tmp"]).exists() and not Path(kept[0]["overlay"]).exists()
+
+
+def test_a_slow_image_s_boot_deadline_grows_with_its_recorded_boots(tmp_path, monkeypatch):
+    """A flat 300 s ran out on Debian 13's emulated s390x boot: an image gets BOOT_HEADROOM times its
+    slowest recorded boot when that is longer, and a faster boot never lowers the record."""
+    monkeypatch.setattr(qemu, "boot_times_file", lambda: tmp_path / "boot-seconds.json")
+    img = types.SimpleNamespace(path=tmp_path / "debian13-s390x-1ca26435f1ce")  # only its name is read
+    assert qemu.boot_deadline(img, "tcg") == qemu.BOOT_TIMEOUT["tcg"]  # nothing recorded yet
+    qemu.record_boot(img, "tcg", 40.0)
+    assert qemu.boot_deadline(img, "tcg") == qemu.BOOT_TIMEOUT["tcg"]  # 3 x 40 s is less than 300 s
+    qemu.record_boot(img, "tcg", 250.0)
+    qemu.record_boot(img, "tcg", 30.0)
+    assert qemu.boot_deadline(img, "tcg") == 750.0
+    assert qemu.boot_deadline(img, "kvm") == qemu.BOOT_TIMEOUT["kvm"]  # per accelerator
+    (tmp_path / "boot-seconds.json").write_text("{not json")  # a torn file is no record, not an error
+    assert qemu.boot_deadline(img, "tcg") == qemu.BOOT_TIMEOUT["tcg"]

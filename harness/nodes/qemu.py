@@ -29,6 +29,9 @@ from .base import Lost, Node, Provider, Ssh
 from .images import build as images
 
 BOOT_TIMEOUT = {"kvm": 90, "tcg": 300}  # seconds; TCG boots measured at 20-60 s here, x2 nodes at once
+# An image whose boots were slow gets this many times its slowest recorded boot (Debian 13's systemd
+# on an emulated s390x took minutes between two console lines and ran past the flat 300 s)
+BOOT_HEADROOM = 3
 # A guest that answers no SSH keepalive for this long is frozen (ServerAliveInterval = bound / 3,
 # ServerAliveCountMax 3). TCG guests under load stall for seconds (2 cores, 4 runs at once): 45 s;
 # KVM guests do not.
@@ -83,6 +86,35 @@ def qemu_version(binary: str) -> str:
     return out.split("version", 1)[-1].split()[0] if "version" in out else "unknown"
 
 
+def boot_times_file() -> Path:
+    return run_dir().parent / "boot-seconds.json"
+
+
+def boot_deadline(img: images.BaseImage, accel: str) -> float:
+    """The flat bound for the accelerator, or BOOT_HEADROOM times the slowest boot this image has had
+    with it on this machine, whichever is longer."""
+    try:
+        slowest = float(json.loads(boot_times_file().read_text()).get(f"{img.path.name} {accel}", 0))
+    except (OSError, ValueError, AttributeError):
+        slowest = 0.0
+    return max(BOOT_TIMEOUT[accel], BOOT_HEADROOM * slowest)
+
+
+def record_boot(img: images.BaseImage, accel: str, seconds: float) -> None:
+    """Remember a boot's seconds if it is the slowest of this image (written whole: never half a file)."""
+    f = boot_times_file()
+    try:
+        known = json.loads(f.read_text())
+    except (OSError, ValueError):
+        known = {}
+    k = f"{img.path.name} {accel}"
+    if seconds > float(known.get(k, 0)):
+        known[k] = round(seconds, 1)
+        tmp = f.with_name(f"{f.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(tmp, f)
+
+
 class QemuNode:
     """One running QEMU process and everything it owns (overlay, known_hosts, ssh control socket)."""
 
@@ -135,7 +167,8 @@ class QemuNode:
         """Layer 1: the console says the host key and READY; layer 2: a real SSH exchange.
         Returns the pinned host key line."""
         deadline = time.monotonic() + timeout
-        hostkey, last_note = None, 0.0
+        hostkey, last_note = None, time.monotonic()
+        progress(f"booting ({self.accel}), ready within {timeout:.0f} s or an error")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise self.failure(f"{self.exited()} before the node was ready")
@@ -153,6 +186,9 @@ class QemuNode:
         else:
             raise self.failure(f"no ready marker on the console after {timeout:.0f} s ({self.accel})")
         self._write_ssh_config(hostkey)
+        # sshd is up by the marker (After=ssh.service): its first answer under emulation can take a minute
+        # (a slow guest re-execs sshd-session per connection), so a late marker still gets that minute
+        deadline = max(deadline, time.monotonic() + 90)
         said = "no attempt"  # what ssh last said: the error names it (a refused key reads unlike a hung banner)
         while time.monotonic() < deadline:
             try:
@@ -279,11 +315,12 @@ class QemuProvider(Provider):
         t0 = time.monotonic()
         try:
             node.start()
-            node.wait_ready(BOOT_TIMEOUT[node.accel], self.progress)
+            node.wait_ready(boot_deadline(node.img, node.accel), self.progress)
         except BaseException:  # Ctrl-C during a boot too: the node is stopped by its own PID
             node.stop()
             raise
         facts["boot_seconds"] = round(time.monotonic() - t0, 1)
+        record_boot(node.img, node.accel, facts["boot_seconds"])
         facts["freeze_bound_seconds"] = FREEZE_BOUND[node.accel]
         self.progress(f"a frozen guest is detected after {FREEZE_BOUND[node.accel]} s without an SSH answer "
                       f"({node.accel})")
@@ -322,7 +359,7 @@ class QemuProvider(Provider):
             pair.wait_listening(cp_end.port, lambda: cp.proc.poll() is None)
             worker.start()
             for n in (cp, worker):  # two boots at once share this machine's CPU: twice one node's deadline
-                n.wait_ready(2 * BOOT_TIMEOUT[n.accel], lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
+                n.wait_ready(2 * boot_deadline(n.img, n.accel), lambda m, n=n: self.progress(f"{n.cell.arch}: {m}"))
             boot = round(time.monotonic() - t0, 1)
             cp_node = Node(cp_cell, Ssh(cp.ssh_config), cp.artifacts, {**cp_facts, "boot_seconds": boot},
                            stop=cp.stop, diagnose=cp.diagnose, reconnect=cp.reconnect)
