@@ -100,6 +100,42 @@ def pytest_configure_node(node):
     node.workerinput["archmatrix_releases"] = releases.export()
 
 
+def _children_running(marker: bytes) -> list[int]:
+    """PIDs of this process's children whose command line contains `marker`."""
+    import os
+
+    me, found = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me \
+                    and marker in (d / "cmdline").read_bytes():
+                found.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _sigterm_as_ctrl_c(config) -> None:
+    """SIGTERM (a CI job cancelled, `kill`) ends a run as Ctrl-C does: fixtures torn down, so every node
+    is stopped by its PID, and results written. pytest's default would die on the spot. The controller
+    passes it to its xdist workers as SIGINT, as a terminal's Ctrl-C reaches the whole process group."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # someone (nox, an embedding program) handles it already
+
+    def on_term(signum, frame):
+        if not hasattr(config, "workerinput"):
+            for pid in _children_running(b"import sys;exec(eval(sys.stdin.readline()))"):  # execnet's workers
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{NOT_HERE}(reason): the test cannot apply to this run; it is deselected "
                                        "at collection and counted under its reason")
@@ -122,6 +158,8 @@ def pytest_configure(config):
     if cells and config.getoption("am_readiness") and not hasattr(config, "workerinput"):
         cells = _readiness_stage(config, cells)
     config.stash[CELLS] = cells
+    if cells:
+        _sigterm_as_ctrl_c(config)
     config.pluginmanager.register(_HostFixture(), "archmatrix-host-fixture")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
@@ -617,6 +655,7 @@ class ResultsCollector:
     def __init__(self, config):
         self.config = config
         self.phases: dict[str, dict] = {}
+        self.crashed: dict[str, object] = {}  # nodeid -> xdist's crash report
         self.judged = 0  # tests that passed or failed (cell tests or not)
         self.deselected: Deselection | None = None
         self.run = self.path = self.exitstatus = None
@@ -626,6 +665,10 @@ class ResultsCollector:
             self.judged += 1
         if any(k == "archmatrix.cell" for k, _ in report.user_properties):
             self.phases.setdefault(report.nodeid, {})[report.when] = report
+        elif report.when not in ("setup", "call", "teardown") and report.failed:
+            # xdist's report of a crashed worker (SIGKILL, OOM) carries none of the item's properties: it
+            # joins the test's earlier phases, or stands for the test when it crashed before setup ended
+            self.crashed[report.nodeid] = report
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
@@ -637,6 +680,15 @@ class ResultsCollector:
         from .report import results
 
         run = results.new_run(self.config.getoption("am_shard"))
+        cells = {c.id: c for c in self.config.stash.get(CELLS, None) or ()}
+        for nodeid, rep in self.crashed.items():
+            cell = max((c for cid, c in cells.items() if cid in nodeid), key=lambda c: len(c.id), default=None)
+            if nodeid in self.phases or cell is not None:
+                phases = self.phases.setdefault(nodeid, {})
+                phases["crash"] = rep
+                if not any(k == "archmatrix.cell" for r in phases.values() for k, _ in r.user_properties):
+                    rep.user_properties = [*((f"archmatrix.{k}", v) for k, v in cell.axes().items()),
+                                           ("archmatrix.cell", cell.id)]
         for nodeid, phases in self.phases.items():
             props = {}
             for r in phases.values():
@@ -649,7 +701,6 @@ class ResultsCollector:
             test = nodeid.split("@")[0]
             run.records.append(results.Record(cell, test, outcome, round(seconds, 3), message, axes, short, artifacts))
             run.inputs.setdefault(cell, results.fingerprint(axes, short))
-        cells = {c.id: c for c in self.config.stash.get(CELLS, None) or ()}
         for cid, why in self.deselected.unsupported.items() if self.deselected else ():
             axes = cells[cid].axes() if cid in cells else {}
             run.records.append(results.Record(cid, results.WHOLE_CELL, "unsupported", 0.0, f"unsupported: {why}", axes))

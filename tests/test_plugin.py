@@ -184,3 +184,81 @@ def test_an_error_message_is_the_labs_sentence_with_and_without_xdist(scratch, w
     for x in errors:
         assert x["message"].startswith("infrastructure error: QEMU exited (killed by signal 9) during boot of "
                                        f"{x['cell']}"), x["message"]
+
+
+def test_a_worker_killed_mid_test_is_the_lab_s_error_not_a_pass(scratch):
+    """A real xdist worker SIGKILLed inside a cell's test (as the OOM killer or a person would): xdist
+    reports it with none of the item's properties, after the test's setup passed. The test is an
+    error of the lab, named; the other cell is unchanged."""
+    scratch.makepyfile(test_crash="""
+import os, signal
+
+def test_dies(cell, node):
+    if "-v1.31-" in cell.id:
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+    r = scratch.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "test_crash.py")
+    assert r.ret == 1, r.stdout.str()[-2000:]
+    run = json.loads((scratch.path / "reports" / "results.json").read_text())
+    got = {x["cell"]: x for x in run["records"] if x["test"].startswith("test_crash.py::test_dies")}
+    dead, alive = got[f"{HOST}-{HOST_DISTRO}-v1.31-none-local"], got[f"{HOST}-{HOST_DISTRO}-v1.32-none-local"]
+    assert dead["outcome"] == "error" and "crashed while running" in dead["message"], dead
+    assert run["cells"][dead["cell"]]  # the cell and its axes are in the run, as for any record
+    assert alive["outcome"] == "passed", alive
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_sigterm_to_the_run_tears_down_like_ctrl_c(scratch, workers, tmp_path):
+    """SIGTERM to pytest (a cancelled CI job) mid-test: every fixture's teardown runs (here a real child
+    process it started is stopped by its PID), results.json is written, the exit says interrupted.
+    pytest's default would die at once and leave the child, and under xdist the workers, running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    scratch.makepyfile(test_long=f"""
+import os, subprocess, pytest
+
+@pytest.fixture
+def service():
+    p = subprocess.Popen(["sleep", "300"])
+    with open({str(pids)!r}, "a") as f:
+        f.write(f"{{p.pid}} {{os.getpid()}}\\n")
+    yield p
+    p.terminate()
+    p.wait()
+
+def test_long(cell, node, service):
+    import time
+    time.sleep(120)
+""")
+    p = subprocess.Popen([sys.executable, "-m", "pytest", *workers, "-p", "no:cacheprovider", "test_long.py"],
+                         cwd=scratch.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    want = 2 if workers else 1  # both cells' tests running at once under xdist, one after another without
+    end = time.monotonic() + 60
+    while time.monotonic() < end and (not pids.exists() or len(pids.read_text().splitlines()) < want):
+        time.sleep(0.2)
+    time.sleep(0.5)  # inside the test's sleep
+    started = [tuple(map(int, line.split())) for line in pids.read_text().splitlines()]
+    try:
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=60)[0]
+        left = [pid for pair in started for pid in pair if _alive(pid)]
+        assert p.returncode == 2, out[-2000:]  # pytest's "interrupted"
+        assert not left, f"left running after SIGTERM: {left} (fixture processes, workers)"
+        assert (scratch.path / "reports" / "results.json").is_file(), out[-2000:]
+    finally:  # a failing run must not leave its sleeps behind either
+        for pid in (pid for pair in started for pid in pair if _alive(pid)):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False

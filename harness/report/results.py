@@ -124,7 +124,9 @@ def outcome_of(reports: dict) -> tuple[str, str, float]:
     """pytest TestReports of one test by phase -> (outcome, message, seconds)."""
     duration = sum(r.duration for r in reports.values())
     setup, call = reports.get("setup"), reports.get("call")
-    for when in ("setup", "call", "teardown"):
+    # then any other phase: xdist's report of a worker that crashed mid-test has when="???" (its setup
+    # may have passed already: without it the test would read as passed)
+    for when in ("setup", "call", "teardown", *sorted(set(reports) - {"setup", "call", "teardown"})):
         r = reports.get(when)
         if r is None:
             continue
