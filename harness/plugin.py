@@ -22,6 +22,7 @@ from .matrix import kube_versions, releases
 
 CELLS = pytest.StashKey[list]()
 PARAMS = pytest.StashKey[list]()
+ORDER = pytest.StashKey[tuple]()  # (cell ids longest first, the line saying how it was decided)
 
 
 def pytest_addoption(parser):
@@ -98,6 +99,8 @@ def pytest_configure_node(node):
     node.workerinput["archmatrix_loadgroup"] = node.config.option.dist == "loadgroup"
     # the controller's answers about upstream releases: workers ask nothing and agree with it
     node.workerinput["archmatrix_releases"] = releases.export()
+    # the controller's cell order: every worker must collect the same items in the same order
+    node.workerinput["archmatrix_order"] = node.config.stash.get(ORDER, ([], ""))[0]
 
 
 def _children_running(marker: bytes) -> list[int]:
@@ -160,6 +163,13 @@ def pytest_configure(config):
     config.stash[CELLS] = cells
     if cells:
         _sigterm_as_ctrl_c(config)
+        if "archmatrix_order" in getattr(config, "workerinput", {}):
+            config.stash[ORDER] = (config.workerinput["archmatrix_order"], "")
+        else:
+            from .matrix import order
+
+            ordered, line = order.longest_first(cells, Path(config.getoption("am_reports")) / "results.json")
+            config.stash[ORDER] = ([c.id for c in ordered], line)
     config.pluginmanager.register(_HostFixture(), "archmatrix-host-fixture")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsCollector(config), "archmatrix-results")
@@ -168,7 +178,8 @@ def pytest_configure(config):
 def pytest_report_header(config):
     if config.stash.get(CELLS, None) is None:
         return None  # no matrix here: no release was resolved
-    return [kube_versions.source_summary()] + [f"warning: {w}" for w in releases.warnings()]
+    line = config.stash.get(ORDER, ([], ""))[1]
+    return [kube_versions.source_summary()] + ([line] if line else []) + [f"warning: {w}" for w in releases.warnings()]
 
 
 def _readiness_stage(config, cells):
@@ -328,11 +339,14 @@ class _Applicable:
 @pytest.hookimpl(trylast=True)  # after -k and -m: what they deselect is the user's choice, not counted here
 def pytest_collection_modifyitems(config, items):
     """Deselect what cannot apply by construction (counted per reason), then run each cell's tests
-    together (stable sort: plain tests first, then cells in matrix order), so a worker holds one
+    together (stable sort: plain tests first, then cells longest first), so a worker holds one
     node at a time. Cheaper than session-scoped parametrization, whose generic reordering costs
     more than the rest of collection at 50,000 items."""
     cells = config.stash.get(CELLS, None)
-    order = {c.id: i for i, c in enumerate(cells or ())}
+    # longest expected cell first (matrix/order.py); cells it does not know keep matrix order after them
+    known = config.stash.get(ORDER, ([], ""))[0]
+    have = set(known)
+    order = {cid: i for i, cid in enumerate([*known, *(c.id for c in cells or () if c.id not in have)])}
     rules = _Applicable(config)
     kept, dropped, found = [], [], Deselection()
     for item in items:
