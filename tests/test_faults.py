@@ -143,14 +143,16 @@ def test_drop_recovers_an_idempotent_step_errors_another_and_a_killed_qemu_says_
         # 0. the guest's disk full during a product step: the lab's error (ENOSPC from the guest's own
         # ext4, not a stand-in), named, not retried; the node is usable again once the file is gone
         free = node.run("stat -f -c '%f %S' /").stdout.split()
-        fill = node.run(f"fallocate -l {int(free[0]) * int(free[1]) - (1 << 20)} /fill && echo filled")
+        # fallocate leaves room for its own extent metadata; dd then writes the rest until ENOSPC
+        fill = node.run(f"fallocate -l {int(free[0]) * int(free[1]) - (64 << 20)} /fill && "
+                        f"{{ dd if=/dev/zero of=/fill2 bs=1M 2>/dev/null; true; }} && echo filled")
         assert fill.stdout.strip() == "filled", fill.stderr
         with pytest.raises(InfraError) as e:
             run_steps(node, [Step("node", "head -c 8388608 /dev/zero > /etc/containerd-config.toml",
                                   "containerd config")], log, lines.append, "distro")
         assert str(e.value) == "the node's disk is full (No space left on device) in step 'containerd config'"
         assert e.value.retryable is False and not isinstance(e.value, ProductFailure)
-        assert node.run("rm -f /fill /etc/containerd-config.toml && echo x > /etc/archmatrix-ok && echo ok").stdout == "ok\n"
+        assert node.run("rm -f /fill /fill2 /etc/containerd-config.toml && echo x > /etc/archmatrix-ok && echo ok").stdout == "ok\n"
 
         # 1. the ControlMaster killed during an idempotent step: run once more on a new connection
         t, hit = _when_running(_ssh_running(node.transport.config, "sleep 11"), lambda: _kill_master(node))
