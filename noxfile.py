@@ -62,7 +62,10 @@ def tests(session):
     # `nox -s tests -- tests/test_x.py -k y` runs that file only (pytest's own meaning), not everything plus it
     where = [] if any(os.path.exists(a.split("::")[0]) for a in session.posargs if not a.startswith("-")) else ["tests"]
     # -m: the two-node rehearsal (two QEMU boots + two preparations, > the CI budget) is `nox -s multinode`
-    session.run("pytest", *where, "-rfEs", "--durations=15", "-m", "not multinode", *session.posargs)
+    # -n 2: the files that boot nodes run one after another as one group on one worker (tests/conftest.py
+    # NODE_FILES); everything else runs beside them on the other (CI: 2 cores, one mostly left idle by TCG)
+    session.run("pytest", *where, "-n", "2", "--dist", "loadgroup", "-rfEs", "--durations=15", "-m", "not multinode",
+                *session.posargs)
 
 
 @nox.session(python=False)

@@ -199,3 +199,22 @@ def counting_get(name, **options):
 
 nodes.get = counting_get
 """
+
+
+# `nox -s tests` runs two xdist workers (`-n 2 --dist loadgroup`): these files boot QEMU nodes, build
+# images, start dockerd or make a fresh root, and some assert on machine-wide state while they do (no
+# node record left in the run directory, no dockerd of the prefix, no build mount): they run one after
+# another on one worker, as one group. Every other test (pure Python, qemu-user, loopback registries,
+# sshd in its own network namespace, the CI rehearsal's pip installs) fills the other worker and the
+# core a TCG guest leaves idle.
+NODE_FILES = frozenset({  # tests/test_layout.py checks it against what each file starts
+    "test_base_images.py", "test_distro_bootstrap.py", "test_docker_provider.py", "test_faults.py",
+    "test_freshroot.py", "test_node_path.py", "test_qemu.py", "test_rehearsal.py", "test_rehearsal_snap_k3s.py",
+    "test_upstream_bootstrap.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in NODE_FILES:
+            item.add_marker(pytest.mark.xdist_group("nodes"))

@@ -132,3 +132,20 @@ def test_a_clean_tree_passes(tmp_path):
     assert cycles(graph(pkg)) == [] and loose(pkg) == []
     (pkg / "stray.py").write_text("")
     assert loose(pkg) == ["stray.py"]
+
+
+def test_every_test_file_that_boots_nodes_is_in_the_node_group():
+    """Under `nox -s tests` (-n 2) node files run as one group; a file that boots QEMU, builds an image
+    or starts dockerd outside it would run beside them and meet their machine-wide checks."""
+    import re
+
+    from conftest import NODE_FILES
+
+    here = Path(__file__).parent
+    assert NODE_FILES <= {p.name for p in here.glob("test_*.py")}, NODE_FILES  # no stale name
+    starts = re.compile(r"QemuProvider\(|\bqemu\.QemuNode\(|images\.build\(\s*platforms|dockerd\.(start|Engine)|"
+                        r"freshroot\.(main|run)|runner\.run\(\[CELL")
+    stops_first = {"test_debian_mirror.py"}  # its build stops before mmdebstrap, in a cache of its own
+    outside = [p.name for p in here.glob("test_*.py")
+               if p.name not in NODE_FILES | stops_first and starts.search(p.read_text())]
+    assert outside == [], outside
