@@ -639,3 +639,30 @@ def test_a_two_arch_join_cell_refuses_single_arch_artifact_images(tmp_path):
         n.artifacts.mkdir()
     b.prepare(worker, cell, progress=lambda m: None)
     assert worker.commands and worker.control_plane.commands
+
+
+def test_a_join_cell_puts_flannel_on_the_private_link(tmp_path):
+    """flannel would take 10.0.2.15 (QEMU's NAT, the same on every node) for its VXLAN: the join plan
+    adds `--iface-regex` matching both link addresses and nothing else, as a JSON patch a real shell
+    and a real JSON parser read back."""
+    import re
+    import shlex
+
+    from harness.bootstrap.kubeadm import flannel_on_link
+    from harness.nodes import pair
+
+    step = flannel_on_link()
+    words = shlex.split(step.command.split(" && ", 1)[1])
+    patch = json.loads(words[words.index("-p") + 1])
+    value = patch[0]["value"]
+    assert patch[0]["path"] == "/spec/template/spec/containers/0/args/-" and value.startswith("--iface-regex=")
+    regex = re.compile(value.split("=", 1)[1])
+    assert regex.search(pair.CONTROL_PLANE_ADDRESS) and regex.search(pair.WORKER_ADDRESS)
+    assert not regex.search("10.0.2.15") and not regex.search("192.168.7.1") and not regex.search("10.192.168.77")
+    assert step.where == "control-plane" and step.kubernetes
+    m = tmp_path / "m.yaml"
+    m.write_text("axes: {arch: [s390x], distro: [debian12], kubernetes: ['1.32'], bootstrapper: [kubeadm], "
+                 "provider: [qemu]}\ncontrol_plane:\n  - match: {arch: s390x}\n    node: {arch: amd64, distro: debian12}\n")
+    cell = matrix.cells_for(m)[0]
+    names = [s.name for s in get("kubeadm").join_plan(cell)]
+    assert names.index("CNI: flannel") + 1 == names.index(f"CNI: flannel on the private link ({pair.SUBNET})")

@@ -18,6 +18,9 @@ foreign-arch worker) joins it with `kubeadm join`.
 """
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from dataclasses import replace
 
 import yaml
@@ -427,10 +430,8 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
                  kubernetes=True, asks="join_command", verify=names_endpoint))]
         return on_cp + [
             Step("node", join, "kubeadm join", phase="install", kubernetes=True),
-            # not yet: flannel takes the default route's interface for its VXLAN (10.0.2.15 on every QEMU
-            # node), so pod traffic *between* the nodes needs its --iface on the link; registration and
-            # placement (what the suites judge) do not
             *[replace(s, where="control-plane") for s in self.cni_plan(cp)],
+            flannel_on_link(),
             Step("control-plane", f"{KUBECTL} wait --for=condition=Ready node/{worker} "
                                   f"--timeout={timeouts.seconds(timeouts.NODE_READY, facts)}s", "the worker Ready",
                  phase="install", kubernetes=True),
@@ -500,6 +501,19 @@ class KubeadmBootstrapper(containerd.ContainerdRuntime, Joins, PlannedBootstrapp
             node.facts["cluster"] = "rehearsal"
             node.facts["stand_ins"] = "; ".join(lines)
         return bool(lines)
+
+
+def flannel_on_link() -> Step:
+    """flannel's VXLAN on the join cell's private link. Unset, flanneld takes the default route's
+    interface: 10.0.2.15, QEMU's NAT address, on every node, so pod traffic between the nodes would go
+    nowhere. `--iface-regex` matches an interface by its IP address (flannel-io/flannel#1538; README
+    "--iface-regex"); one pattern fits both nodes whatever each names its NIC (enp0s4, enc2, ...). The
+    DaemonSet is found by its `app: flannel` label, whichever namespace the manifest uses."""
+    regex = "^" + re.escape(pair.SUBNET.rsplit(".", 1)[0] + ".")
+    patch = json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": f"--iface-regex={regex}"}])
+    find = f"{KUBECTL} get ds -A -l app=flannel -o jsonpath='{{.items[0].metadata.namespace}} {{.items[0].metadata.name}}'"
+    return Step("control-plane", f"set -- $({find}) && {KUBECTL} -n \"$1\" patch ds \"$2\" --type json -p {shlex.quote(patch)}",
+                f"CNI: flannel on the private link ({pair.SUBNET})", phase="install", kubernetes=True)
 
 
 def _last_line(text: str) -> str:
