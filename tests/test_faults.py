@@ -364,3 +364,35 @@ def test_a_faulted_cell_says_what_happened_and_the_others_are_unchanged(fault, w
         assert props["recovered"].startswith("ssh drop during 'package lists from the distro mirror")
     # nothing left: no QEMU of this run, no record (nothing_leaks checks processes and mounts too)
     assert _record_of(pytester.path) is None
+
+
+# ---- a lock left by a killed run (item 6) -----------------------------------------------------
+
+@pytest.mark.parametrize("which", ["host lock", "image build lock"])
+def test_a_lock_held_by_a_sigkilled_run_never_blocks_the_next(which, tmp_path):
+    """A real process takes the lock (an ssh host's, an image cache entry's) and is SIGKILLed while
+    holding it: while it lived the lock was really held; after, the next taker gets it at once."""
+    from filelock import FileLock, Timeout
+
+    env = {**os.environ, "ARCHMATRIX_CACHE": str(tmp_path / "cache")}
+    take = {"host lock": "from harness.nodes.ssh import _lock; import types; "
+                         "l = _lock(types.SimpleNamespace(name='gamma')); l.acquire(timeout=0)",
+            "image build lock": "from harness.nodes.images.cache import locked, images_dir; "
+                                "c = locked(images_dir() / 'debian12-amd64-x', print); c.__enter__()"}[which]
+    owner = subprocess.Popen([sys.executable, "-c", f"{take}; print('held', flush=True); import time; time.sleep(120)"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "held"
+        path = {"host lock": tmp_path / "cache/host-locks/gamma.lock",
+                "image build lock": tmp_path / "cache/images/debian12-amd64-x.lock"}[which]
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.5)  # really held by the owner
+        owner.kill()
+        owner.wait(10)
+        lock = FileLock(str(path))
+        lock.acquire(timeout=0)  # the kernel dropped the dead owner's lock: no wait, no stale file to clean
+        lock.release()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(10)
