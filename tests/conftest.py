@@ -214,6 +214,7 @@ NODE_FILES = frozenset({  # tests/test_layout.py checks it against what each fil
 })
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the mark into the nodeid's @group
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in NODE_FILES:

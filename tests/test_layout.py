@@ -149,3 +149,15 @@ def test_every_test_file_that_boots_nodes_is_in_the_node_group():
     outside = [p.name for p in here.glob("test_*.py")
                if p.name not in NODE_FILES | stops_first and starts.search(p.read_text())]
     assert outside == [], outside
+
+
+def test_the_node_group_reaches_xdist(tmp_path):
+    """The mark must be on the items before xdist turns it into the nodeid's `@nodes` (its hook ran
+    first once, and both workers booted QEMU at the same time)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+                          "tests/test_qemu.py", "-k", "command_line_comes_from_the_table and amd64"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "test_command_line_comes_from_the_table[amd64]@nodes" in out.stdout, out.stdout[-2000:]
