@@ -95,6 +95,14 @@ def _ours(pid: int) -> bool:
         return False
 
 
+def alive(pid: int) -> bool:
+    """Running: a zombie waiting for its reaper is not (the one check the tests share)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def _building(mount: str) -> bool:
     """A mount inside an image build's work dir (images/.<entry>-<random>/...) whose entry lock some
     process holds right now: a build in progress (ours would have finished), not a leftover."""

@@ -16,15 +16,7 @@ import pytest
 from harness.matrix import platforms
 from harness.services import dockerd
 from harness.nodes.images import build as images
-from conftest import ROOT, need
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+from conftest import ROOT, alive, need
 
 
 def _engine_leftovers() -> list[str]:
@@ -94,14 +86,14 @@ def test_engine_and_containers_die_with_a_killed_owner_and_gc_cleans_up(engine_r
     line = owner.stdout.readline().split()
     assert len(line) == 3, "the owner did not start its node"
     dockerd, container_init, root = int(line[0]), int(line[1]), line[2]
-    assert _alive(dockerd) and _alive(container_init)
+    assert alive(dockerd) and alive(container_init)
     owner.send_signal(signal.SIGKILL)
     owner.wait(10)
     for _ in range(240):  # PDEATHSIG: dockerd gets SIGTERM and stops its containers
-        if not _alive(dockerd) and not _alive(container_init):
+        if not alive(dockerd) and not alive(container_init):
             break
         time.sleep(0.25)
-    assert not _alive(dockerd) and not _alive(container_init)
+    assert not alive(dockerd) and not alive(container_init)
     gc = subprocess.run([sys.executable, "-m", "harness.cli", "gc"], capture_output=True, text=True, cwd=ROOT)
     assert f"removed docker engine dir {root}" in gc.stdout, gc.stdout + gc.stderr
     assert not set(_engine_leftovers()) - engine_ready

@@ -24,7 +24,7 @@ from harness.matrix.cells import Cell
 from harness.nodes import qemu, sshconfig
 from harness.nodes.base import Node, Transport
 from harness.nodes.images import build as images
-from conftest import ROOT, need
+from conftest import ROOT, alive, need
 
 LONG = pytest.mark.skipif(not os.environ.get("ARCHMATRIX_FAULTS"),
                           reason="the long fault set runs in `nox -s faults` (ARCHMATRIX_FAULTS=1): CI's budget "
@@ -264,19 +264,12 @@ run(["sh", "-c", "mount -t proc proc {root}/proc && touch {flag} && sleep 120"],
                 break
             time.sleep(0.1)
         assert not _mounted_anywhere(f"{root}/proc")
-        assert not any(_alive(p) for p in inside)
+        assert not any(alive(p) for p in inside)
     finally:
         if owner.poll() is None:
             os.killpg(owner.pid, signal.SIGKILL)
             owner.wait(10)
 
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper is not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 # ---- whole runs: the real suites, a distro cell faulted during apt update, a local cell beside it --

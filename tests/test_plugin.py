@@ -4,6 +4,7 @@ import json
 import pytest
 
 from harness.matrix import platforms
+from conftest import alive
 
 HOST = platforms.host().name
 HOST_DISTRO = (platforms.host_distro() or platforms.DISTROS[0]).name
@@ -247,21 +248,13 @@ def test_long(cell, node, service):
         p.send_signal(signal.SIGTERM)
         out = p.communicate(timeout=60)[0]
         end = time.monotonic() + 30  # xdist's workers end their teardown after the controller exits (a loaded CI: seconds)
-        while time.monotonic() < end and any(_alive(pid) for pair in started for pid in pair):
+        while time.monotonic() < end and any(alive(pid) for pair in started for pid in pair):
             time.sleep(0.5)
-        left = [pid for pair in started for pid in pair if _alive(pid)]
+        left = [pid for pair in started for pid in pair if alive(pid)]
         assert p.returncode == 2, out[-2000:]  # pytest's "interrupted"
         assert not left, f"left running after SIGTERM: {left} (fixture processes, workers)"
         assert (scratch.path / "reports" / "results.json").is_file(), out[-2000:]
     finally:  # a failing run must not leave its sleeps behind either
-        for pid in (pid for pair in started for pid in pair if _alive(pid)):
+        for pid in (pid for pair in started for pid in pair if alive(pid)):
             os.kill(pid, signal.SIGKILL)
 
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper is not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
